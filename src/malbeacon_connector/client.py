@@ -1,0 +1,229 @@
+"""HTTP client of the Malbeacon API: safe paths, a bounded time per lookup, typed failures.
+
+`lookup` returns the rows of a response (an empty list when Malbeacon has no results)
+or raises one of the errors of `errors.py`. The API key only ever travels in the
+`X-Api-Key` header: it is never in a URL, a log line or an error message.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote
+
+import requests
+
+from .errors import BadResponse, MalbeaconError, QuotaExceeded, Unauthorized, Unavailable
+from .settings import MalbeaconSettings
+
+logger = logging.getLogger(__name__)
+
+ENDPOINTS = (
+    "c2",
+    "c2ip",
+    "actorip",
+    "actorhostname",
+    "useragent",
+    "cookie_id",
+    "tags",
+    "c2asnorg",
+    "actorasnorg",
+    "c2city",
+    "c2country",
+    "actorcity",
+    "actorcountrycode",
+)
+MAX_BACKOFF_SECONDS = 8.0
+MAX_RETRY_AFTER_SECONDS = 10.0
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+_CHUNK_BYTES = 64 * 1024
+_MESSAGE_CHARS = 200
+
+
+class _Retryable(Exception):
+    """An attempt failed in a way worth trying again; carries the final error if none succeeds."""
+
+    def __init__(self, error: MalbeaconError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def lookup_path(endpoint: str, value: str) -> str:
+    """`c2/<endpoint>/<value>` with the value as exactly one percent-encoded path segment."""
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"unknown Malbeacon endpoint {endpoint!r}; allowed: {', '.join(ENDPOINTS)}")
+    if value.strip() in ("", ".", ".."):
+        raise ValueError(f"{value!r} cannot be looked up")
+    return f"c2/{endpoint}/{quote(value, safe='')}"
+
+
+class MalbeaconClient:
+    """Calls `GET {base}/c2/{endpoint}/{value}` with timeouts and bounded, backed-off retries."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 10.0,
+        max_retries: int = 2,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._base_url = base_url.rstrip("/") + "/"
+        self._api_key = api_key
+        self._timeout = timeout
+        self._attempts = max_retries + 1
+        self._max_response_bytes = max_response_bytes
+        self._session = session or requests.Session()
+        self._sleep = sleep
+
+    def close(self) -> None:
+        """Release the pooled connections."""
+        self._session.close()
+
+    def lookup(self, endpoint: str, value: str) -> list[object]:
+        """The rows Malbeacon has for `value` on `endpoint`; [] when it has none."""
+        url = self._base_url + lookup_path(endpoint, value)
+        deadline = time.monotonic() + self._timeout * self._attempts
+        for attempt in range(1, self._attempts + 1):
+            started = time.monotonic()
+            try:
+                rows = self._attempt(url, min(self._timeout, deadline - started))
+            except _Retryable as failure:
+                logger.debug(
+                    "Malbeacon %s %r: attempt %d failed in %.2f s: %s",
+                    endpoint,
+                    value,
+                    attempt,
+                    time.monotonic() - started,
+                    failure.error,
+                )
+                delay = failure.retry_after
+                if delay is None:
+                    delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (attempt - 1))
+                last_attempt = attempt == self._attempts
+                if last_attempt or time.monotonic() + delay + 1 > deadline:
+                    raise failure.error from None
+                self._sleep(delay)
+                continue
+            logger.debug("Malbeacon %s %r: %d rows in %.2f s", endpoint, value, len(rows), time.monotonic() - started)
+            return rows
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, url: str, timeout: float) -> list[object]:
+        started = time.monotonic()
+        try:
+            with self._session.get(
+                url,
+                headers={"X-Api-Key": self._api_key, "Accept": "application/json"},
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
+            ) as response:
+                body = self._read_body(response, started + timeout)
+                status = response.status_code
+                retry_after = response.headers.get("Retry-After")
+        except requests.Timeout:
+            raise _Retryable(
+                Unavailable(f"Malbeacon did not answer within {timeout:g} s; it may be overloaded, try again later")
+            ) from None
+        except requests.RequestException as error:
+            raise _Retryable(
+                Unavailable(
+                    f"cannot reach Malbeacon at {self._base_url} ({error.__class__.__name__}); "
+                    "check the network, the proxy settings and MALBEACON_API_BASE_URL"
+                )
+            ) from None
+        return self._interpret(status, body, retry_after)
+
+    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(_CHUNK_BYTES):
+            size += len(chunk)
+            if size > self._max_response_bytes:
+                raise BadResponse(
+                    f"Malbeacon's answer is larger than the limit of {self._max_response_bytes:,} bytes; "
+                    "it was not read"
+                )
+            if time.monotonic() > deadline:
+                raise requests.Timeout()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _interpret(self, status: int, body: bytes, retry_after: str | None) -> list[object]:
+        message = self._server_message(body)
+        if status == 200:
+            return self._rows(body, message)
+        if status == 400 and "no result" in message.lower():
+            return []
+        if status == 401:
+            raise Unauthorized("Malbeacon refused the API key (HTTP 401); check MALBEACON_API_KEY")
+        if status == 403:
+            raise QuotaExceeded(
+                f"Malbeacon refused the request (HTTP 403{': ' + message if message else ''}); "
+                "the quota may be used up or the account may not use this lookup"
+            )
+        if status == 429:
+            raise _Retryable(
+                QuotaExceeded(
+                    f"Malbeacon's rate limit or quota was hit (HTTP 429{': ' + message if message else ''}); "
+                    "try again later or raise the quota of the account"
+                ),
+                _retry_after_seconds(retry_after),
+            )
+        if status >= 500:
+            raise _Retryable(Unavailable(f"Malbeacon failed (HTTP {status}); try again later"))
+        raise BadResponse(f"unexpected answer from Malbeacon (HTTP {status}{': ' + message if message else ''})")
+
+    def _rows(self, body: bytes, message: str) -> list[object]:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise BadResponse(
+                "Malbeacon's answer is not JSON; the API may have changed or a proxy interfered"
+            ) from None
+        if isinstance(document, dict) and "no result" in message.lower():
+            return []
+        if not isinstance(document, list):
+            raise BadResponse(f"Malbeacon's answer is a JSON {type(document).__name__}, not a list of records")
+        return document
+
+    def _server_message(self, body: bytes) -> str:
+        """The `message` of a JSON error body, shortened and with the key masked."""
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return ""
+        if not isinstance(document, dict) or not isinstance(document.get("message"), str):
+            return ""
+        text = " ".join(document["message"].split())[:_MESSAGE_CHARS]
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+
+def _retry_after_seconds(header: str | None) -> float | None:
+    """A Retry-After header (seconds or HTTP date) as seconds, capped; None when absent or unreadable."""
+    if not header:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(header).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def client_from_settings(settings: MalbeaconSettings) -> MalbeaconClient:
+    """A client configured by the `malbeacon` settings section."""
+    return MalbeaconClient(
+        settings.api_base_url,
+        settings.api_key.get_secret_value(),
+        timeout=settings.request_timeout,
+        max_retries=settings.max_retries,
+    )

@@ -1,0 +1,166 @@
+"""Malbeacon beacon records: one normalised row per beacon, bad fields and rows counted, never fatal."""
+
+import html
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from .values import normalise_hostname, normalise_ip
+
+_MISSING = {"", "NA", "N/A", "NULL", "NONE"}
+
+
+@dataclass(frozen=True, slots=True)
+class ActorIp:
+    """A validated IP address and its OpenCTI entity type (`IPv4-Addr` or `IPv6-Addr`)."""
+
+    value: str
+    entity_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class BeaconRecord:
+    """One beacon: somebody (the actor) logged into a C2 panel at a time."""
+
+    seen_at: datetime | None = None
+    actor_ip: ActorIp | None = None
+    actor_hostname: str | None = None
+    actor_asn_org: str | None = None
+    actor_country_code: str | None = None
+    actor_city: str | None = None
+    actor_region: str | None = None
+    actor_timezone: str | None = None
+    actor_location: str | None = None
+    c2_url: str | None = None
+    c2_domain: str | None = None
+    c2_domain_resolved: ActorIp | None = None
+    c2_hostname: str | None = None
+    c2_asn_org: str | None = None
+    c2_country_code: str | None = None
+    c2_city: str | None = None
+    c2_region: str | None = None
+    c2_timezone: str | None = None
+    c2_location: str | None = None
+    cookie_id: str | None = None
+    user_agent: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
+class ParsedRecords:
+    """The records kept from one response and what was dropped, by reason."""
+
+    records: list[BeaconRecord] = field(default_factory=list)
+    received: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rows_dropped(self) -> int:
+        """How many rows were discarded whole (as opposed to single fields)."""
+        return self.received - len(self.records)
+
+    def extend(self, other: "ParsedRecords") -> None:
+        """Add another response's records and counts to these."""
+        self.records.extend(other.records)
+        self.received += other.received
+        self.dropped.update(other.dropped)
+
+
+class _InvalidField(Exception):
+    """A field value that is present but unusable; the message is the reason."""
+
+
+def _text(value: object) -> str | None:
+    """A present value as stripped text, None for Malbeacon's spellings of "missing"."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _InvalidField("not a string")
+    text = str(value).strip()
+    return None if text.upper() in _MISSING else text
+
+
+def _ip(text: str) -> ActorIp:
+    parsed = normalise_ip(text)
+    if parsed is None:
+        raise _InvalidField("not an IP address")
+    return ActorIp(*parsed)
+
+
+def _hostname(text: str) -> str:
+    name = normalise_hostname(text)
+    if name is None:
+        raise _InvalidField("not a valid host name")
+    return name
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _InvalidField("not a date and time") from None
+    if moment.tzinfo is None:  # Malbeacon writes UTC without a zone
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _tags(text: str) -> tuple[str, ...]:
+    tags = (tag.strip().lower() for tag in text.split(","))
+    return tuple(dict.fromkeys(tag for tag in tags if tag and tag.upper() not in _MISSING))
+
+
+def _c2_url(text: str) -> str:
+    return html.unescape(text)
+
+
+# API field -> (record attribute, converter of the present text)
+_FIELDS = {
+    "tstamp": ("seen_at", _timestamp),
+    "actorip": ("actor_ip", _ip),
+    "actorhostname": ("actor_hostname", _hostname),
+    "actorasnorg": ("actor_asn_org", str),
+    "actorcountrycode": ("actor_country_code", str.upper),
+    "actorcity": ("actor_city", str),
+    "actorregion": ("actor_region", str),
+    "actortimezone": ("actor_timezone", str),
+    "actorloc": ("actor_location", str),
+    "c2": ("c2_url", _c2_url),
+    "c2domain": ("c2_domain", _hostname),
+    "c2domainresolved": ("c2_domain_resolved", _ip),
+    "c2hostname": ("c2_hostname", _hostname),
+    "c2asnorg": ("c2_asn_org", str),
+    "c2countrycode": ("c2_country_code", str.upper),
+    "c2city": ("c2_city", str),
+    "c2region": ("c2_region", str),
+    "c2timezone": ("c2_timezone", str),
+    "c2loc": ("c2_location", str),
+    "cookie_id": ("cookie_id", str),
+    "useragent": ("user_agent", str),
+    "tags": ("tags", _tags),
+}
+
+
+def parse_record(row: dict, dropped: Counter[str]) -> BeaconRecord:
+    """Normalise one API row; each invalid field is left out and counted in `dropped`."""
+    values: dict[str, object] = {}
+    for api_field, (attribute, convert) in _FIELDS.items():
+        try:
+            text = _text(row.get(api_field))
+            if text is not None:
+                values[attribute] = convert(text)
+        except _InvalidField as reason:
+            dropped[f"{api_field}: {reason}"] += 1
+    return BeaconRecord(**values)
+
+
+def parse_records(rows: Iterable[object]) -> ParsedRecords:
+    """Normalise every row of a response; a row that is not a JSON object is dropped and counted."""
+    parsed = ParsedRecords()
+    for row in rows:
+        parsed.received += 1
+        if isinstance(row, dict):
+            parsed.records.append(parse_record(row, parsed.dropped))
+        else:
+            parsed.dropped["row: not a JSON object"] += 1
+    return parsed

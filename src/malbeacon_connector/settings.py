@@ -1,0 +1,253 @@
+"""Settings: environment variables over `config.yml` over defaults, validated once at start-up.
+
+Every setting has a YAML path (`malbeacon.api_key`) and an environment name
+(`MALBEACON_API_KEY`). Problems are collected and reported together, each naming the
+setting and what it accepts.
+"""
+
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .tlp import ALLOWED_TLP_TEXT, normalise_tlp
+from .values import STIX_TYPES
+
+DEFAULT_BASE_URL = "https://api.malbeacon.com/v1/"
+DEFAULT_SCOPE: tuple[str, ...] = tuple(STIX_TYPES)
+LOG_LEVELS = ("debug", "info", "warn", "error")
+_LOG_LEVEL_ALIASES = {"warning": "warn"}
+_PLACEHOLDERS = {"changeme", "change-me", "change_me", ""}
+
+
+class SettingsError(Exception):
+    """Invalid settings; `problems` holds one line per setting at fault."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid settings:\n" + "\n".join(f"  - {line}" for line in problems))
+        self.problems = problems
+
+
+def _required_secret(value: SecretStr | None, what: str) -> SecretStr:
+    text = "" if value is None else value.get_secret_value().strip()
+    if not text:
+        raise ValueError(f"required, none given (set it to {what})")
+    if text.lower() in _PLACEHOLDERS:
+        raise ValueError(f"still the placeholder {text!r}; set it to {what}")
+    return SecretStr(text)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value.strip()
+
+
+class OpenCTISettings(BaseModel):
+    """Where the OpenCTI platform is and how to authenticate (needed by the connector only)."""
+
+    url: str = Field(description="The URL of the OpenCTI platform, e.g. http://opencti:8080")
+    token: SecretStr = Field(description="The token of the OpenCTI user the connector acts as")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, value: SecretStr) -> SecretStr:
+        return _required_secret(value, "an OpenCTI API token")
+
+
+class ConnectorSettings(BaseModel):
+    """How the connector registers with OpenCTI."""
+
+    id: str = Field(description="A UUIDv4 unique to this connector instance")
+    name: str = Field("Malbeacon", description="The name shown in OpenCTI")
+    scope: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_SCOPE, description=f"Entity types to enrich, comma-separated: {', '.join(STIX_TYPES)}"
+    )
+    auto: bool = Field(False, description="Enrich every new entity in scope automatically")
+    log_level: str = Field("error", description=f"One of {', '.join(LOG_LEVELS)}")
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        try:
+            return str(uuid.UUID(value.strip()))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a UUID; generate one with `uuidgen`") from None
+
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _check_scope(cls, value: Any) -> tuple[str, ...]:
+        entries = value.split(",") if isinstance(value, str) else value
+        if not isinstance(entries, list | tuple):
+            raise ValueError("must be a comma-separated list of entity types")
+        known = {name.lower(): name for name in STIX_TYPES}
+        scope = [str(entry).strip() for entry in entries if str(entry).strip()]
+        unknown = [entry for entry in scope if entry.lower() not in known]
+        if unknown or not scope:
+            raise ValueError(f"unsupported entries {unknown or scope!r}; allowed: {', '.join(STIX_TYPES)}")
+        return tuple(dict.fromkeys(known[entry.lower()] for entry in scope))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _check_log_level(cls, value: Any) -> str:
+        level = str(value).strip().lower()
+        level = _LOG_LEVEL_ALIASES.get(level, level)
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; allowed: {', '.join(LOG_LEVELS)}")
+        return level
+
+
+class MalbeaconSettings(BaseModel):
+    """How to call the Malbeacon API and shape what it returns."""
+
+    api_key: SecretStr = Field(description="Your Malbeacon API key (https://malbeacon.com/apply)")
+    api_base_url: str = Field(DEFAULT_BASE_URL, description="The Malbeacon API base URL")
+    indicator_score_level: int = Field(50, description="Score of created observables and indicators, 0-100")
+    max_tlp: str = Field("TLP:AMBER", description=f"Highest TLP of an entity sent to Malbeacon: {ALLOWED_TLP_TEXT}")
+    request_timeout: float = Field(
+        10.0,
+        description="Seconds one Malbeacon request may take, 1-120; a lookup with its retries takes at most "
+        "timeout x (retries + 1)",
+    )
+    max_retries: int = Field(2, description="Retries after a timeout, a connection error, a 5xx or a 429, 0-10")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _check_api_key(cls, value: Any) -> SecretStr:
+        secret = value if isinstance(value, SecretStr) else SecretStr("" if value is None else str(value))
+        return _required_secret(secret, "your Malbeacon API key")
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("indicator_score_level", mode="before")
+    @classmethod
+    def _check_score(cls, value: Any) -> int:
+        return _integer_in(value, 0, 100)
+
+    @field_validator("max_retries", mode="before")
+    @classmethod
+    def _check_retries(cls, value: Any) -> int:
+        return _integer_in(value, 0, 10)
+
+    @field_validator("request_timeout", mode="before")
+    @classmethod
+    def _check_timeout(cls, value: Any) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = -1.0
+        if not 1 <= seconds <= 120:
+            raise ValueError(f"{value!r} is not a number of seconds from 1 to 120")
+        return seconds
+
+    @field_validator("max_tlp")
+    @classmethod
+    def _check_max_tlp(cls, value: str) -> str:
+        return normalise_tlp(value)
+
+
+def _integer_in(value: Any, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise ValueError(f"{value!r} is not an integer from {low} to {high}")
+    return number
+
+
+class _LayeredSettings(BaseSettings):
+    """Reads `SECTION_FIELD` environment variables over the values given (from config.yml)."""
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="_", env_nested_max_split=1, extra="ignore", case_sensitive=False
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return env_settings, init_settings
+
+
+class EnrichSettings(_LayeredSettings):
+    """What the standalone enrichment needs: the Malbeacon settings only."""
+
+    malbeacon: MalbeaconSettings = Field(default={}, validate_default=True)
+
+
+class Settings(_LayeredSettings):
+    """Everything the OpenCTI connector needs."""
+
+    opencti: OpenCTISettings = Field(default={}, validate_default=True)
+    connector: ConnectorSettings = Field(default={}, validate_default=True)
+    malbeacon: MalbeaconSettings = Field(default={}, validate_default=True)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The contents of a `config.yml` (empty when the file does not exist)."""
+    if not path.is_file():
+        return {}
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
+        raise SettingsError([f"{path}: cannot be read as YAML ({error.__class__.__name__})"]) from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise SettingsError([f"{path}: must be a YAML mapping of sections (opencti, connector, malbeacon)"])
+    return content
+
+
+def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
+    location = [str(part) for part in error["loc"]]
+    env_name = "_".join(location[:2]).upper()
+    yaml_name = ".".join(location[:2])
+    if error["type"] == "missing":
+        field_info = _field_info(model, location)
+        hint = field_info.description if field_info is not None else ""
+        message = f"required, none given ({hint})" if hint else "required, none given"
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] in ("bool_parsing", "bool_type"):
+            message = f"{error.get('input')!r} is not a boolean; allowed: true, false"
+    return f"{env_name} ({yaml_name}): {message}"
+
+
+def _field_info(model: type[BaseModel], location: list[str]) -> Any:
+    for part in location:
+        info = model.model_fields.get(part) if isinstance(model, type) else None
+        if info is None:
+            return None
+        model = info.annotation  # type: ignore[assignment]
+    return info
+
+
+T = TypeVar("T", bound=_LayeredSettings)
+
+
+def load_settings(model: type[T], config_file: Path = Path("config.yml")) -> T:
+    """Read and validate settings; raise SettingsError listing every problem at once."""
+    layered = read_config_file(config_file)
+    try:
+        return model(**layered)
+    except ValidationError as error:
+        raise SettingsError([_describe(item, model) for item in error.errors()]) from None

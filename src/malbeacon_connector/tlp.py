@@ -1,0 +1,86 @@
+"""TLP levels: parsing user input, ordering, and the marking definitions OpenCTI knows."""
+
+from collections.abc import Iterable
+
+TLP_LEVELS: tuple[str, ...] = ("TLP:CLEAR", "TLP:GREEN", "TLP:AMBER", "TLP:AMBER+STRICT", "TLP:RED")
+_ALIASES = {"TLP:WHITE": "TLP:CLEAR"}
+
+# The standard STIX 2.1 TLP markings; OpenCTI names TLP:WHITE's definition TLP:CLEAR.
+_STANDARD_CREATED = "2017-01-20T00:00:00.000Z"
+MARKING_DEFINITIONS: dict[str, dict] = {
+    "TLP:CLEAR": {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9",
+        "created": _STANDARD_CREATED,
+        "definition_type": "tlp",
+        "name": "TLP:WHITE",
+        "definition": {"tlp": "white"},
+    },
+    "TLP:GREEN": {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da",
+        "created": _STANDARD_CREATED,
+        "definition_type": "tlp",
+        "name": "TLP:GREEN",
+        "definition": {"tlp": "green"},
+    },
+    "TLP:AMBER": {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82",
+        "created": _STANDARD_CREATED,
+        "definition_type": "tlp",
+        "name": "TLP:AMBER",
+        "definition": {"tlp": "amber"},
+    },
+    "TLP:AMBER+STRICT": {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--826578e1-40ad-459f-bc73-ede076f81f37",
+        "created": "2022-10-01T00:00:00.000Z",
+        "definition_type": "statement",
+        "name": "TLP:AMBER+STRICT",
+        "definition": {"statement": "custom"},
+        "x_opencti_definition_type": "TLP",
+        "x_opencti_definition": "TLP:AMBER+STRICT",
+    },
+    "TLP:RED": {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed",
+        "created": _STANDARD_CREATED,
+        "definition_type": "tlp",
+        "name": "TLP:RED",
+        "definition": {"tlp": "red"},
+    },
+}
+
+ALLOWED_TLP_TEXT = ", ".join(TLP_LEVELS) + " (case-insensitive, the 'TLP:' prefix optional)"
+
+
+def normalise_tlp(text: str) -> str:
+    """Return the canonical name of a TLP level written as `amber`, `tlp:amber+strict`, `TLP:WHITE`..."""
+    name = text.strip().upper().replace(" ", "")
+    if not name.startswith("TLP:"):
+        name = "TLP:" + name
+    name = _ALIASES.get(name, name)
+    if name not in TLP_LEVELS:
+        raise ValueError(f"{text!r} is not a TLP level; allowed: {ALLOWED_TLP_TEXT}")
+    return name
+
+
+def tlp_rank(tlp: str) -> int:
+    """Position of a canonical TLP level, from the least (0) to the most restrictive."""
+    return TLP_LEVELS.index(tlp)
+
+
+def most_restrictive(tlps: Iterable[str]) -> str:
+    """The most restrictive of some canonical TLP levels (TLP:CLEAR when there are none)."""
+    return max(tlps, key=tlp_rank, default="TLP:CLEAR")
+
+
+def marking_id(tlp: str) -> str:
+    """The STIX id of the marking definition of a canonical TLP level."""
+    return MARKING_DEFINITIONS[tlp]["id"]
