@@ -217,7 +217,7 @@ def malbeacon_reference(enrichment: Enrichment) -> dict:
     return {
         "source_name": AUTHOR_NAME,
         "external_id": lookups,
-        "description": f"{len(enrichment.records)} beacon records in Malbeacon{span}.",
+        "description": f"Known to Malbeacon as a C2: {len(enrichment.records)} beacon record(s){span}.",
     }
 
 

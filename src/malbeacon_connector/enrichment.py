@@ -44,6 +44,9 @@ class EnrichmentResult:
         line = f"{asked}: {parsed.received} records, {len(parsed.records)} kept"
         if parsed.rows_dropped:
             line += f", {parsed.rows_dropped} dropped"
+        ips = {record.actor_ip for record in parsed.records if record.actor_ip is not None}
+        hostnames = {record.actor_hostname for record in parsed.records if record.actor_hostname is not None}
+        line += f"; {len(ips)} actor IPs, {len(hostnames)} actor host names"
         if parsed.dropped:
             reasons = ", ".join(f"{reason} x{count}" for reason, count in sorted(parsed.dropped.items()))
             line += f"; ignored: {reasons}"

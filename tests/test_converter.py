@@ -1,0 +1,234 @@
+"""The converter: the spec's mapping, deterministic ids, each object once, TLP carried over."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from malbeacon_connector.bundle import make_bundle, merge_objects
+from malbeacon_connector.converter import AUTHOR_ID, SCO_EXTENSION, Enrichment, convert
+from malbeacon_connector.enrichment import entity_for_value
+from malbeacon_connector.records import parse_records
+from malbeacon_connector.stix_ids import observable_id
+from malbeacon_connector.tlp import MARKING_DEFINITIONS, marking_id
+from stix_checks import assert_valid_bundle, objects_of
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+C2 = "203.0.113.7"
+
+
+def row(actorip: str = "NA", actorhostname: str = "NA", tstamp: str = "2020-10-22 09:04:40", tags: str = "NA") -> dict:
+    return {"tstamp": tstamp, "actorip": actorip, "actorhostname": actorhostname, "tags": tags}
+
+
+def conversion_for(
+    rows: list[dict],
+    *,
+    tlp: str = "TLP:CLEAR",
+    value: str = C2,
+    entity_type: str = "IPv4-Addr",
+    score: int = 50,
+    now: datetime = NOW,
+) -> tuple[list[dict], dict]:
+    """The objects converted from rows for one entity, and that entity's STIX form."""
+    entity = entity_for_value(value, entity_type, tlp)
+    records = parse_records(rows).records
+    objects = convert([Enrichment(entity, records, [f"c2/c2/{value}"])], score=score, now=now).objects
+    return objects, entity.stix_object
+
+
+def full_bundle(objects: list[dict], entity_object: dict) -> dict:
+    markings = [
+        definition
+        for definition in MARKING_DEFINITIONS.values()
+        if definition["id"] in entity_object.get("object_marking_refs", [])
+    ]
+    return make_bundle(merge_objects([*markings, entity_object], objects))
+
+
+def by_value(objects: list[dict], stix_type: str) -> dict[str, dict]:
+    return {stix_object["value"]: stix_object for stix_object in objects_of(objects, stix_type)}
+
+
+def relationships(objects: list[dict], relationship_type: str) -> set[tuple[str, str]]:
+    return {
+        (rel["source_ref"], rel["target_ref"])
+        for rel in objects_of(objects, "relationship")
+        if rel["relationship_type"] == relationship_type
+    }
+
+
+def test_actor_ip_becomes_observable_indicator_based_on_and_link_to_the_enriched_c2():
+    objects, entity = conversion_for([row("198.51.100.23", tags="agenttesla,stealer")])
+    observable = by_value(objects, "ipv4-addr")["198.51.100.23"]
+    (indicator,) = objects_of(objects, "indicator")
+    assert indicator["pattern"] == "[ipv4-addr:value = '198.51.100.23']"
+    assert indicator["x_opencti_main_observable_type"] == "IPv4-Addr"
+    assert indicator["labels"] == ["agenttesla", "stealer"]
+    assert observable["x_opencti_labels"] == ["agenttesla", "stealer"]
+    assert relationships(objects, "based-on") == {(indicator["id"], observable["id"])}
+    assert relationships(objects, "related-to") == {(observable["id"], entity["id"])}
+    assert_valid_bundle(full_bundle(objects, entity))
+
+
+def test_actor_host_name_resolves_to_the_ip_it_was_seen_with():
+    objects, entity = conversion_for([row("2001:db8::12", "Vpn.Example.ORG.")])
+    hostname = by_value(objects, "domain-name")["vpn.example.org"]
+    ip = by_value(objects, "ipv6-addr")["2001:db8::12"]
+    assert relationships(objects, "resolves-to") == {(hostname["id"], ip["id"])}
+    assert {pattern["x_opencti_main_observable_type"] for pattern in objects_of(objects, "indicator")} == {
+        "IPv6-Addr",
+        "Domain-Name",
+    }
+    assert relationships(objects, "related-to") == {(hostname["id"], entity["id"]), (ip["id"], entity["id"])}
+    assert_valid_bundle(full_bundle(objects, entity))
+
+
+def test_same_input_gives_the_same_ids_at_any_time():
+    rows = [row("198.51.100.23", "a.example.com"), row("192.0.2.1", "b.example.com")]
+    first, _ = conversion_for(rows, now=NOW)
+    again, _ = conversion_for(list(reversed(rows)), now=datetime(2027, 5, 5, tzinfo=UTC))
+    assert {o["id"] for o in first} == {o["id"] for o in again}
+    assert by_value(first, "ipv4-addr")["192.0.2.1"]["id"] == observable_id("ipv4-addr", "192.0.2.1")
+
+
+def test_repeated_actors_give_each_object_once():
+    rows = [row("198.51.100.23", "a.example.com")] * 50 + [row("198.51.100.23", "A.example.com.")] * 5
+    objects, entity = conversion_for(rows)
+    ids = [o["id"] for o in objects]
+    assert len(ids) == len(set(ids))
+    assert set(by_value(objects, "ipv4-addr")) == {"198.51.100.23", C2}
+    assert len(objects_of(objects, "domain-name")) == 1
+    assert len(objects_of(objects, "indicator")) == 2
+    assert_valid_bundle(full_bundle(objects, entity))
+
+
+def test_every_host_name_of_an_ip_is_kept_and_a_host_name_reached_via_two_ips_is_emitted_once():
+    """The existing connector de-duplicated by IP only and dropped or duplicated host names."""
+    rows = [
+        row("198.51.100.23", "a.example.com"),
+        row("198.51.100.23", "b.example.com"),
+        row("192.0.2.9", "a.example.com"),
+        row("NA", "only-name.example.net"),
+    ]
+    objects, _ = conversion_for(rows)
+    names = by_value(objects, "domain-name")
+    assert set(names) == {"a.example.com", "b.example.com", "only-name.example.net"}
+    ips = by_value(objects, "ipv4-addr")
+    assert relationships(objects, "resolves-to") == {
+        (names["a.example.com"]["id"], ips["198.51.100.23"]["id"]),
+        (names["b.example.com"]["id"], ips["198.51.100.23"]["id"]),
+        (names["a.example.com"]["id"], ips["192.0.2.9"]["id"]),
+    }
+
+
+def test_valid_from_is_the_first_beacon_time_of_each_actor():
+    rows = [
+        row("198.51.100.23", tstamp="2021-05-01 10:00:00"),
+        row("198.51.100.23", tstamp="2020-01-02 03:04:05"),
+        row("192.0.2.1", tstamp="NA"),
+    ]
+    objects, _ = conversion_for(rows)
+    valid_from = {i["name"]: i["valid_from"] for i in objects_of(objects, "indicator")}
+    assert valid_from["198.51.100.23"] == "2020-01-02T03:04:05.000Z"
+    assert valid_from["192.0.2.1"] == "2026-01-02T03:04:05.000Z"  # no beacon time: the enrichment time
+
+
+@pytest.mark.parametrize("tlp", ["TLP:CLEAR", "TLP:GREEN", "TLP:AMBER", "TLP:AMBER+STRICT", "TLP:RED"])
+def test_created_objects_carry_the_tlp_of_the_enriched_entity_and_its_definition(tlp):
+    objects, entity = conversion_for([row("198.51.100.23", "a.example.com")], tlp=tlp)
+    created = [o for o in objects if o["type"] not in ("marking-definition", "identity") and o["id"] != entity["id"]]
+    assert created and all(o["object_marking_refs"] == [marking_id(tlp)] for o in created)
+    assert MARKING_DEFINITIONS[tlp] in objects
+    assert_valid_bundle(full_bundle(objects, entity))
+
+
+def test_an_actor_seen_from_entities_of_different_tlp_gets_the_most_restrictive():
+    green = entity_for_value("203.0.113.7", "IPv4-Addr", "TLP:GREEN")
+    red = entity_for_value("panel.example.net", "Domain-Name", "TLP:RED")
+    records = parse_records([row("198.51.100.23")]).records
+    objects = convert([Enrichment(green, records), Enrichment(red, records)], score=50, now=NOW).objects
+    actor = by_value(objects, "ipv4-addr")["198.51.100.23"]
+    assert actor["object_marking_refs"] == [marking_id("TLP:RED")]
+    links = {
+        rel["target_ref"]: rel["object_marking_refs"]
+        for rel in objects_of(objects, "relationship")
+        if rel["relationship_type"] == "related-to"
+    }
+    assert links == {green.stix_id: [marking_id("TLP:RED")], red.stix_id: [marking_id("TLP:RED")]}
+
+
+def test_score_and_author_on_created_objects_and_no_confidence():
+    objects, entity = conversion_for([row("198.51.100.23", "a.example.com")], score=87)
+    (author,) = objects_of(objects, "identity")
+    assert author["id"] == AUTHOR_ID and author["name"] == "Malbeacon" and author["identity_class"] == "organization"
+    actors = [
+        o for o in objects_of(objects, "ipv4-addr") + objects_of(objects, "domain-name") if o["id"] != entity["id"]
+    ]
+    assert len(actors) == 2
+    for stix_object in actors:
+        assert stix_object["x_opencti_score"] == 87
+        assert stix_object["x_opencti_created_by_ref"] == AUTHOR_ID
+    for stix_object in objects_of(objects, "indicator") + objects_of(objects, "relationship"):
+        assert stix_object["created_by_ref"] == AUTHOR_ID
+    assert [indicator["x_opencti_score"] for indicator in objects_of(objects, "indicator")] == [87, 87]
+    assert not any("confidence" in stix_object for stix_object in objects)
+
+
+def test_the_enriched_observable_is_sent_once_with_a_malbeacon_reference_and_its_score_untouched():
+    entity = entity_for_value(C2, "IPv4-Addr", "TLP:CLEAR")
+    entity.stix_object["x_opencti_score"] = 12
+    records = parse_records([row("198.51.100.23", tstamp="2020-10-22 09:04:40")]).records
+    objects = convert([Enrichment(entity, records, ["c2/c2/203.0.113.7"])], score=50, now=NOW).objects
+    updated = [o for o in objects if o["id"] == entity.stix_id]
+    assert len(updated) == 1
+    assert updated[0]["x_opencti_score"] == 12
+    (reference,) = updated[0]["extensions"][SCO_EXTENSION]["external_references"]
+    assert reference["source_name"] == "Malbeacon" and reference["external_id"] == "c2/c2/203.0.113.7"
+    assert "1 beacon record" in reference["description"]
+    assert "extensions" not in entity.stix_object  # the caller's object is not modified
+
+
+def test_a_second_enrichment_replaces_the_malbeacon_reference_instead_of_adding_one():
+    objects, _ = conversion_for([row("198.51.100.23")])
+    updated = next(o for o in objects if o["type"] == "ipv4-addr" and o["value"] == C2)
+    entity = entity_for_value(C2, "IPv4-Addr", "TLP:CLEAR")
+    again = convert(
+        [
+            Enrichment(
+                type(entity)(updated, "IPv4-Addr", C2), parse_records([row("192.0.2.1")]).records, ["c2/c2/203.0.113.7"]
+            )
+        ],
+        score=50,
+        now=NOW,
+    ).objects
+    refreshed = next(o for o in again if o["id"] == entity.stix_id)
+    assert len(refreshed["extensions"][SCO_EXTENSION]["external_references"]) == 1
+
+
+def test_nothing_is_produced_when_malbeacon_has_no_records():
+    objects, _ = conversion_for([])
+    assert objects == []
+
+
+def test_records_without_a_valid_actor_still_mark_the_value_as_known_but_create_no_actor():
+    objects, entity = conversion_for([row("NA", "localhost"), row("not-an-ip", "_x.example.com")])
+    assert [o["id"] for o in objects if o["type"] in ("ipv4-addr", "domain-name", "indicator")] == [entity["id"]]
+    assert_valid_bundle(full_bundle(objects, entity))
+
+
+def test_an_enriched_value_that_is_also_an_actor_gets_no_link_to_itself():
+    objects, entity = conversion_for(
+        [row("192.0.2.1", "panel.example.net")], value="panel.example.net", entity_type="Domain-Name"
+    )
+    assert all(rel["source_ref"] != rel["target_ref"] for rel in objects_of(objects, "relationship"))
+    assert [o["id"] for o in objects].count(entity["id"]) == 1
+    assert_valid_bundle(full_bundle(objects, entity))
+
+
+def test_sample_data_bundle_is_valid_and_counts_match(simulator):
+    rows = simulator.data["c2"]["203.0.113.7"]
+    objects, entity = conversion_for(rows, tlp="TLP:AMBER+STRICT")
+    assert set(by_value(objects, "ipv4-addr")) == {"198.51.100.23", "192.0.2.44", C2}
+    assert set(by_value(objects, "ipv6-addr")) == {"2001:db8:beef::12"}
+    assert set(by_value(objects, "domain-name")) == {"dsl-198-51-100-23.isp.example.com", "vpn-exit.example.org"}
+    assert_valid_bundle(full_bundle(objects, entity))
