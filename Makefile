@@ -22,12 +22,12 @@ demo: $(VENV)/.runtime
 	$(BIN)/python -m malbeacon_connector demo --output demo-bundle.json
 
 test: $(VENV)/.dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 
 clean:
 	rm -rf $(VENV) demo-bundle.json
