@@ -98,11 +98,11 @@ def _hostname(text: str) -> str:
 def _timestamp(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:  # Malbeacon writes UTC without a zone
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise _InvalidField("not a date and time") from None
-    if moment.tzinfo is None:  # Malbeacon writes UTC without a zone
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def _tags(text: str) -> tuple[str, ...]:

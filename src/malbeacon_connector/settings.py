@@ -5,6 +5,7 @@ Every setting has a YAML path (`malbeacon.api_key`) and an environment name
 setting and what it accepts.
 """
 
+import re
 import uuid
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -124,7 +125,9 @@ class MalbeaconSettings(BaseModel):
     @field_validator("api_key", mode="before")
     @classmethod
     def _check_api_key(cls, value: Any) -> SecretStr:
-        secret = value if isinstance(value, SecretStr) else SecretStr("" if value is None else str(value))
+        if not isinstance(value, str | SecretStr | None):
+            raise ValueError("must be text")
+        secret = value if isinstance(value, SecretStr) else SecretStr(value or "")
         return _required_secret(secret, "your Malbeacon API key")
 
     @field_validator("api_base_url")
@@ -146,7 +149,7 @@ class MalbeaconSettings(BaseModel):
     @classmethod
     def _check_timeout(cls, value: Any) -> float:
         try:
-            seconds = float(value)
+            seconds = -1.0 if isinstance(value, bool) else float(value)
         except (TypeError, ValueError):
             seconds = -1.0
         if not 1 <= seconds <= 120:
@@ -160,10 +163,8 @@ class MalbeaconSettings(BaseModel):
 
 
 def _integer_in(value: Any, low: int, high: int) -> int:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        number = None
+    text = str(value).strip()
+    number = int(text) if not isinstance(value, bool) and re.fullmatch(r"[+-]?\d+", text) else None
     if number is None or not low <= number <= high:
         raise ValueError(f"{value!r} is not an integer from {low} to {high}")
     return number

@@ -32,10 +32,11 @@ def normalise_hostname(text: str) -> str | None:
     Single-label names (`localhost`), labels with `_`, names whose last label is numeric
     (IP-like) and non-ASCII text are rejected.
     """
-    name = text.strip().lower()
-    if name.endswith("."):
-        name = name[:-1]
-    if not name.isascii() or len(name) > _MAX_HOSTNAME_LENGTH:
+    name = text.strip()
+    if not name.isascii():  # checked first: some non-ASCII letters lower-case to ASCII ones
+        return None
+    name = name.lower().removesuffix(".")
+    if len(name) > _MAX_HOSTNAME_LENGTH:
         return None
     labels = name.split(".")
     if len(labels) < 2 or labels[-1].isdigit():

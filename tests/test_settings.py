@@ -1,0 +1,338 @@
+"""Settings: environment over config.yml over defaults, every problem reported at once."""
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from malbeacon_connector.settings import EnrichSettings, Settings, SettingsError, load_settings
+
+API_KEY = "mb-5ecret-K3y-0f-the-tests"
+TOKEN = "0pencti-t0ken-0f-the-tests"
+CONNECTOR_ID = "5e8a6b1c-3f2d-4c1e-9a7b-2d4f6e8a0c1b"
+VALID_ENV = {
+    "OPENCTI_URL": "http://opencti:8080",
+    "OPENCTI_TOKEN": TOKEN,
+    "CONNECTOR_ID": CONNECTOR_ID,
+    "MALBEACON_API_KEY": API_KEY,
+}
+_PREFIXES = ("OPENCTI", "CONNECTOR", "MALBEACON")
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch, tmp_path):
+    """No OPENCTI_*/CONNECTOR_*/MALBEACON_* variable from outside, and no stray config.yml."""
+    for name in list(os.environ):
+        upper = name.upper()
+        if any(upper == prefix or upper.startswith(prefix + "_") for prefix in _PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def config_file(tmp_path) -> Path:
+    """Where the tests write their config.yml (absent until written)."""
+    return tmp_path / "config.yml"
+
+
+def set_env(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
+def problems_of(model: type, config_file: Path) -> list[str]:
+    """The problems load_settings reports; fails when it loads."""
+    with pytest.raises(SettingsError) as raised:
+        load_settings(model, config_file=config_file)
+    return raised.value.problems
+
+
+def test_defaults_fill_every_optional_setting(monkeypatch, config_file):
+    """With only the required settings given, every other one has its documented default."""
+    set_env(monkeypatch, **VALID_ENV)
+    settings = load_settings(Settings, config_file=config_file)
+    assert settings.opencti.url == "http://opencti:8080"
+    assert settings.opencti.token.get_secret_value() == TOKEN
+    assert settings.connector.id == CONNECTOR_ID
+    assert settings.connector.name == "Malbeacon"
+    assert settings.connector.scope == ("IPv4-Addr", "IPv6-Addr", "Domain-Name")
+    assert settings.connector.auto is False
+    assert settings.connector.log_level == "error"
+    assert settings.malbeacon.api_key.get_secret_value() == API_KEY
+    assert settings.malbeacon.api_base_url == "https://api.malbeacon.com/v1/"
+    assert settings.malbeacon.indicator_score_level == 50
+    assert settings.malbeacon.max_tlp == "TLP:AMBER"
+    assert settings.malbeacon.request_timeout == 10
+    assert settings.malbeacon.max_retries == 2
+
+
+def test_config_file_nested_keys_are_read(config_file):
+    """Every section of config.yml is read by its nested keys."""
+    config_file.write_text(
+        f"""
+opencti:
+  url: https://cti.example.org
+  token: {TOKEN}
+connector:
+  id: {CONNECTOR_ID.upper()}
+  name: Beacons
+  scope: IPv4-Addr
+  auto: true
+  log_level: info
+malbeacon:
+  api_key: {API_KEY}
+  api_base_url: http://malbeacon.internal/v1
+  indicator_score_level: 80
+  max_tlp: red
+  request_timeout: 2.5
+  max_retries: 0
+""",
+        encoding="utf-8",
+    )
+    settings = load_settings(Settings, config_file=config_file)
+    assert settings.opencti.url == "https://cti.example.org"
+    assert settings.opencti.token.get_secret_value() == TOKEN
+    assert settings.connector.id == CONNECTOR_ID
+    assert settings.connector.name == "Beacons"
+    assert settings.connector.scope == ("IPv4-Addr",)
+    assert settings.connector.auto is True
+    assert settings.connector.log_level == "info"
+    assert settings.malbeacon.api_key.get_secret_value() == API_KEY
+    assert settings.malbeacon.api_base_url == "http://malbeacon.internal/v1"
+    assert settings.malbeacon.indicator_score_level == 80
+    assert settings.malbeacon.max_tlp == "TLP:RED"
+    assert settings.malbeacon.request_timeout == 2.5
+    assert settings.malbeacon.max_retries == 0
+
+
+def test_environment_wins_over_config_file_and_keeps_its_other_values(monkeypatch, config_file):
+    """An environment variable overrides its config.yml key; the other keys of the section stay."""
+    config_file.write_text(
+        f"malbeacon:\n  api_key: {API_KEY}\n  indicator_score_level: 20\n  max_tlp: green\n"
+        "connector:\n  log_level: debug\n  auto: true\n",
+        encoding="utf-8",
+    )
+    set_env(
+        monkeypatch,
+        MALBEACON_INDICATOR_SCORE_LEVEL="70",
+        CONNECTOR_AUTO="false",
+        OPENCTI_URL="http://opencti:8080",
+        OPENCTI_TOKEN=TOKEN,
+        CONNECTOR_ID=CONNECTOR_ID,
+    )
+    settings = load_settings(Settings, config_file=config_file)
+    assert settings.malbeacon.indicator_score_level == 70
+    assert settings.connector.auto is False
+    assert settings.malbeacon.api_key.get_secret_value() == API_KEY
+    assert settings.malbeacon.max_tlp == "TLP:GREEN"
+    assert settings.connector.log_level == "debug"
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        ("IPv4-Addr,IPv6-Addr,Domain-Name", ("IPv4-Addr", "IPv6-Addr", "Domain-Name")),
+        (" domain-name , IPV4-ADDR ", ("Domain-Name", "IPv4-Addr")),
+        ("ipv6-addr,,ipv6-addr,", ("IPv6-Addr",)),
+    ],
+)
+def test_scope_from_environment_is_case_insensitive_and_normalised(monkeypatch, config_file, scope, expected):
+    """A comma-separated scope is read case-insensitively, canonicalised and de-duplicated."""
+    set_env(monkeypatch, **VALID_ENV, CONNECTOR_SCOPE=scope)
+    assert load_settings(Settings, config_file=config_file).connector.scope == expected
+
+
+@pytest.mark.parametrize(
+    ("yaml_scope", "expected"),
+    [
+        ("[ipv4-addr, DOMAIN-NAME, IPv4-Addr]", ("IPv4-Addr", "Domain-Name")),
+        ("\n    - ipv6-addr\n    - Domain-Name", ("IPv6-Addr", "Domain-Name")),
+        ("'Domain-name, ipv6-Addr'", ("Domain-Name", "IPv6-Addr")),
+    ],
+)
+def test_scope_from_config_file_as_list_or_string(monkeypatch, config_file, yaml_scope, expected):
+    """config.yml may give the scope as a YAML list or a comma-separated string."""
+    config_file.write_text(f"connector:\n  scope: {yaml_scope}\n", encoding="utf-8")
+    set_env(monkeypatch, **VALID_ENV)
+    assert load_settings(Settings, config_file=config_file).connector.scope == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("amber+strict", "TLP:AMBER+STRICT"), ("TLP:WHITE", "TLP:CLEAR"), (" tlp:red ", "TLP:RED")],
+)
+def test_max_tlp_is_normalised(monkeypatch, config_file, text, expected):
+    """MALBEACON_MAX_TLP accepts any spelling normalise_tlp does and keeps the canonical name."""
+    set_env(monkeypatch, MALBEACON_API_KEY=API_KEY, MALBEACON_MAX_TLP=text)
+    assert load_settings(EnrichSettings, config_file=config_file).malbeacon.max_tlp == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [("WARNING", "warn"), ("Info", "info"), (" DEBUG ", "debug")])
+def test_log_level_is_normalised(monkeypatch, config_file, text, expected):
+    """Log levels are case-insensitive and `warning` means `warn`."""
+    set_env(monkeypatch, **VALID_ENV, CONNECTOR_LOG_LEVEL=text)
+    assert load_settings(Settings, config_file=config_file).connector.log_level == expected
+
+
+INVALID_SETTINGS = [
+    pytest.param("MALBEACON_API_KEY", None, "required", id="missing-key"),
+    pytest.param("MALBEACON_API_KEY", "", "required", id="empty-key"),
+    pytest.param("MALBEACON_API_KEY", "ChangeMe", "placeholder", id="placeholder-key"),
+    pytest.param("MALBEACON_INDICATOR_SCORE_LEVEL", "101", "integer from 0 to 100", id="score-101"),
+    pytest.param("MALBEACON_INDICATOR_SCORE_LEVEL", "-1", "integer from 0 to 100", id="score-negative"),
+    pytest.param("MALBEACON_INDICATOR_SCORE_LEVEL", "abc", "integer from 0 to 100", id="score-abc"),
+    pytest.param("MALBEACON_MAX_TLP", "purple", "TLP:CLEAR, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT, TLP:RED", id="tlp"),
+    pytest.param("CONNECTOR_SCOPE", "Url", "allowed: IPv4-Addr, IPv6-Addr, Domain-Name", id="scope-url"),
+    pytest.param("CONNECTOR_SCOPE", "", "allowed: IPv4-Addr, IPv6-Addr, Domain-Name", id="scope-empty"),
+    pytest.param("MALBEACON_API_BASE_URL", "ftp://x", "http(s) URL", id="base-url-ftp"),
+    pytest.param("MALBEACON_API_BASE_URL", "not a url", "http(s) URL", id="base-url-garbage"),
+    pytest.param("OPENCTI_URL", "opencti:8080", "http(s) URL", id="opencti-url-no-scheme"),
+    pytest.param("OPENCTI_TOKEN", "changeme", "placeholder", id="placeholder-token"),
+    pytest.param("CONNECTOR_ID", "ChangeMe", "not a UUID", id="connector-id"),
+    pytest.param("CONNECTOR_AUTO", "maybe", "allowed: true, false", id="auto"),
+    pytest.param("CONNECTOR_LOG_LEVEL", "verbose", "allowed: debug, info, warn, error", id="log-level"),
+    pytest.param("MALBEACON_REQUEST_TIMEOUT", "0", "from 1 to 120", id="timeout-0"),
+    pytest.param("MALBEACON_REQUEST_TIMEOUT", "500", "from 1 to 120", id="timeout-500"),
+    pytest.param("MALBEACON_REQUEST_TIMEOUT", "soon", "from 1 to 120", id="timeout-text"),
+    pytest.param("MALBEACON_MAX_RETRIES", "11", "integer from 0 to 10", id="retries-11"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "allowed"), INVALID_SETTINGS)
+def test_an_invalid_setting_is_reported_by_env_name_with_what_is_allowed(
+    monkeypatch, config_file, name, value, allowed
+):
+    """One bad value gives exactly one problem, naming the variable and what it accepts."""
+    set_env(monkeypatch, **VALID_ENV)
+    if value is None:
+        monkeypatch.delenv(name)
+    else:
+        monkeypatch.setenv(name, value)
+    problems = problems_of(Settings, config_file)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{name} ("), problems
+    assert allowed in problems[0]
+
+
+def test_every_invalid_setting_is_reported_at_once(monkeypatch, config_file):
+    """All bad values end up in one SettingsError, one problem each."""
+    bad = {
+        "MALBEACON_API_KEY": "ChangeMe",
+        "MALBEACON_INDICATOR_SCORE_LEVEL": "abc",
+        "MALBEACON_MAX_TLP": "purple",
+        "CONNECTOR_SCOPE": "Url",
+        "MALBEACON_API_BASE_URL": "ftp://x",
+        "CONNECTOR_ID": "ChangeMe",
+        "CONNECTOR_AUTO": "maybe",
+        "MALBEACON_REQUEST_TIMEOUT": "500",
+        "MALBEACON_MAX_RETRIES": "11",
+        "CONNECTOR_LOG_LEVEL": "verbose",
+    }
+    set_env(monkeypatch, **{**VALID_ENV, **bad})
+    with pytest.raises(SettingsError) as raised:
+        load_settings(Settings, config_file=config_file)
+    problems = raised.value.problems
+    assert sorted(problem.split(" ", 1)[0] for problem in problems) == sorted(bad)
+    for problem in problems:
+        assert problem in str(raised.value)
+
+
+def test_secrets_never_appear_in_the_error(monkeypatch, config_file):
+    """Neither the API key nor the OpenCTI token is echoed back, whatever else is wrong."""
+    config_file.write_text(f"malbeacon:\n  api_key: {API_KEY}\n  max_tlp: purple\n", encoding="utf-8")
+    set_env(
+        monkeypatch,
+        OPENCTI_URL="nope",
+        OPENCTI_TOKEN=TOKEN,
+        CONNECTOR_ID="x",
+        MALBEACON_INDICATOR_SCORE_LEVEL="101",
+        MALBEACON_API_BASE_URL="not a url",
+    )
+    with pytest.raises(SettingsError) as raised:
+        load_settings(Settings, config_file=config_file)
+    text = f"{raised.value}\n{raised.value!r}\n{raised.value.problems}"
+    assert len(raised.value.problems) == 5
+    assert API_KEY not in text
+    assert TOKEN not in text
+
+
+def test_enrich_settings_need_only_the_malbeacon_key(monkeypatch, config_file):
+    """The standalone enrichment loads without any OPENCTI_* or CONNECTOR_* setting."""
+    set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
+    settings = load_settings(EnrichSettings, config_file=config_file)
+    assert settings.malbeacon.api_key.get_secret_value() == API_KEY
+    assert settings.malbeacon.indicator_score_level == 50
+
+
+def test_enrich_settings_report_only_the_missing_key(config_file):
+    """Without a key, EnrichSettings reports MALBEACON_API_KEY and nothing else."""
+    problems = problems_of(EnrichSettings, config_file)
+    assert len(problems) == 1
+    assert problems[0].startswith("MALBEACON_API_KEY (malbeacon.api_key): required")
+
+
+def test_connector_settings_report_the_missing_platform_settings(monkeypatch, config_file):
+    """Settings needs OPENCTI_URL, OPENCTI_TOKEN and CONNECTOR_ID, each reported as required."""
+    set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
+    problems = problems_of(Settings, config_file)
+    assert sorted(problem.split(" ", 1)[0] for problem in problems) == ["CONNECTOR_ID", "OPENCTI_TOKEN", "OPENCTI_URL"]
+    assert all("required, none given" in problem for problem in problems)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"- opencti\n- malbeacon\n", id="a-list"),
+        pytest.param(b"just text\n", id="a-string"),
+        pytest.param(b"malbeacon: [unclosed\n", id="not-yaml"),
+        pytest.param(b"malbeacon:\n\tapi_key: x\n", id="tab-indented"),
+        pytest.param(b"\xff\xfe\x00not utf-8", id="not-utf-8"),
+    ],
+)
+def test_unusable_config_file_is_reported_by_name(monkeypatch, config_file, content):
+    """A config.yml that is not a YAML mapping gives one SettingsError naming the file."""
+    config_file.write_bytes(content)
+    set_env(monkeypatch, **VALID_ENV)
+    problems = problems_of(Settings, config_file)
+    assert len(problems) == 1
+    assert str(config_file) in problems[0]
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n"])
+def test_empty_config_file_is_fine(monkeypatch, config_file, content):
+    """An empty config.yml means no settings from the file."""
+    config_file.write_text(content, encoding="utf-8")
+    set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
+    assert load_settings(EnrichSettings, config_file=config_file).malbeacon.max_retries == 2
+
+
+def test_absent_config_file_is_fine(monkeypatch, tmp_path):
+    """No config.yml, at the given path or in the working directory, is not an error."""
+    set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
+    assert not (tmp_path / "config.yml").exists()
+    assert load_settings(EnrichSettings).malbeacon.max_tlp == "TLP:AMBER"
+    assert load_settings(EnrichSettings, config_file=tmp_path / "nowhere" / "config.yml").malbeacon.max_retries == 2
+
+
+def test_default_config_file_is_read_from_the_working_directory(monkeypatch, tmp_path):
+    """Without a path, config.yml in the working directory is read."""
+    (tmp_path / "config.yml").write_text(f"malbeacon:\n  api_key: {API_KEY}\n  max_retries: 7\n", encoding="utf-8")
+    assert load_settings(EnrichSettings).malbeacon.max_retries == 7
+
+
+@given(st.integers())
+def test_score_level_is_accepted_exactly_from_0_to_100(score):
+    """Any integer is a valid MALBEACON_INDICATOR_SCORE_LEVEL iff 0 <= n <= 100."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        set_env(monkeypatch, MALBEACON_API_KEY=API_KEY, MALBEACON_INDICATOR_SCORE_LEVEL=str(score))
+        if 0 <= score <= 100:
+            assert (
+                load_settings(EnrichSettings, config_file=Path("absent.yml")).malbeacon.indicator_score_level == score
+            )
+        else:
+            with pytest.raises(SettingsError) as raised:
+                load_settings(EnrichSettings, config_file=Path("absent.yml"))
+            assert len(raised.value.problems) == 1
+            assert raised.value.problems[0].startswith("MALBEACON_INDICATOR_SCORE_LEVEL (")
