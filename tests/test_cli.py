@@ -143,9 +143,11 @@ def test_demo_writes_a_valid_bundle_and_explains_it(capsys, tmp_path):
     assert len(objects_of(bundle, "indicator")) == 9
 
 
-def test_no_command_prints_help_and_exits_2(capsys):
+def test_no_command_runs_the_connector_which_first_checks_its_settings(capsys):
     status, _, err = run(capsys)
-    assert status == EXIT_USAGE and "enrich" in err
+    assert status == EXIT_USAGE
+    for setting in ("OPENCTI_URL", "OPENCTI_TOKEN", "CONNECTOR_ID", "MALBEACON_API_KEY"):
+        assert f"{setting} (" in err
 
 
 def _spawn(argv: list[str], env: dict[str, str], **options) -> subprocess.Popen:

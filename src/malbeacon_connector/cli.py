@@ -1,4 +1,4 @@
-"""The command line: `enrich` values standalone, run the API `simulate`or, or a `demo` of both."""
+"""The command line: run the connector (default), `enrich` values standalone, `simulate` the API, `demo`."""
 
 import argparse
 import json
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument("--config", type=Path, default=Path("config.yml"), help="settings file (default: ./config.yml)")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", help="without one: run the OpenCTI connector")
 
     enrich_parser = commands.add_parser("enrich", help="enrich values and write a STIX 2.1 bundle")
     enrich_parser.add_argument("values", nargs="*", metavar="VALUE", help="IP addresses or domain names")
@@ -67,8 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_simulator(args)
         if args.command == "demo":
             return run_demo(args)
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        from .connector import run  # pycti is imported only to run the connector
+
+        return run(args.config)
     except SettingsError as error:
         print(f"malbeacon-connector: {error}", file=sys.stderr)
         return EXIT_USAGE

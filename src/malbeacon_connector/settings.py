@@ -247,8 +247,12 @@ T = TypeVar("T", bound=_LayeredSettings)
 
 def load_settings(model: type[T], config_file: Path = Path("config.yml")) -> T:
     """Read and validate settings; raise SettingsError listing every problem at once."""
-    layered = read_config_file(config_file)
+    return settings_from(model, read_config_file(config_file))
+
+
+def settings_from(model: type[T], config_file_content: dict[str, Any]) -> T:
+    """Validate settings from the environment over a config file's content."""
     try:
-        return model(**layered)
+        return model(**config_file_content)
     except ValidationError as error:
         raise SettingsError([_describe(item, model) for item in error.errors()]) from None
