@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .tlp import ALLOWED_TLP_TEXT, normalise_tlp
+from .tlp import ALLOWED_TLP_TEXT, TLP_LEVELS, normalise_tlp
 from .values import STIX_TYPES
 
 DEFAULT_BASE_URL = "https://api.malbeacon.com/v1/"
@@ -23,6 +23,7 @@ DEFAULT_SCOPE: tuple[str, ...] = tuple(STIX_TYPES)
 LOG_LEVELS = ("debug", "info", "warn", "error")
 _LOG_LEVEL_ALIASES = {"warning": "warn"}
 _PLACEHOLDERS = {"changeme", "change-me", "change_me", ""}
+_URI = {"format": "uri"}
 
 
 class SettingsError(Exception):
@@ -52,7 +53,7 @@ def _http_url(value: str) -> str:
 class OpenCTISettings(BaseModel):
     """Where the OpenCTI platform is and how to authenticate (needed by the connector only)."""
 
-    url: str = Field(description="The URL of the OpenCTI platform, e.g. http://opencti:8080")
+    url: str = Field(description="The URL of the OpenCTI platform, e.g. http://opencti:8080", json_schema_extra=_URI)
     token: SecretStr = Field(description="The token of the OpenCTI user the connector acts as")
 
     @field_validator("url")
@@ -72,10 +73,14 @@ class ConnectorSettings(BaseModel):
     id: str = Field(description="A UUIDv4 unique to this connector instance")
     name: str = Field("Malbeacon", description="The name shown in OpenCTI")
     scope: Annotated[tuple[str, ...], NoDecode] = Field(
-        DEFAULT_SCOPE, description=f"Entity types to enrich, comma-separated: {', '.join(STIX_TYPES)}"
+        DEFAULT_SCOPE,
+        description=f"Entity types to enrich, comma-separated: {', '.join(STIX_TYPES)}",
+        json_schema_extra={"items": {"type": "string", "enum": list(STIX_TYPES)}},
     )
     auto: bool = Field(False, description="Enrich every new entity in scope automatically")
-    log_level: str = Field("error", description=f"One of {', '.join(LOG_LEVELS)}")
+    log_level: str = Field(
+        "error", description=f"One of {', '.join(LOG_LEVELS)}", json_schema_extra={"enum": list(LOG_LEVELS)}
+    )
 
     @field_validator("id")
     @classmethod
@@ -112,15 +117,21 @@ class MalbeaconSettings(BaseModel):
     """How to call the Malbeacon API and shape what it returns."""
 
     api_key: SecretStr = Field(description="Your Malbeacon API key (https://malbeacon.com/apply)")
-    api_base_url: str = Field(DEFAULT_BASE_URL, description="The Malbeacon API base URL")
-    indicator_score_level: int = Field(50, description="Score of created observables and indicators, 0-100")
-    max_tlp: str = Field("TLP:AMBER", description=f"Highest TLP of an entity sent to Malbeacon: {ALLOWED_TLP_TEXT}")
+    api_base_url: str = Field(DEFAULT_BASE_URL, description="The Malbeacon API base URL", json_schema_extra=_URI)
+    indicator_score_level: int = Field(50, description="Score of created observables and indicators", ge=0, le=100)
+    max_tlp: str = Field(
+        "TLP:AMBER",
+        description=f"Highest TLP of an entity sent to Malbeacon: {ALLOWED_TLP_TEXT}",
+        json_schema_extra={"enum": list(TLP_LEVELS)},
+    )
     request_timeout: float = Field(
         10.0,
-        description="Seconds one Malbeacon request may take, 1-120; a lookup with its retries takes at most "
+        description="Seconds one Malbeacon request may take; a lookup with its retries takes at most "
         "timeout x (retries + 1)",
+        ge=1,
+        le=120,
     )
-    max_retries: int = Field(2, description="Retries after a timeout, a connection error, a 5xx or a 429, 0-10")
+    max_retries: int = Field(2, description="Retries after a timeout, a connection error, a 5xx or a 429", ge=0, le=10)
 
     @field_validator("api_key", mode="before")
     @classmethod

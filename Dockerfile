@@ -1,0 +1,17 @@
+# The Malbeacon connector for OpenCTI. No secret is built in: configure it with environment
+# variables (see docker-compose.yml) or a mounted config.yml in the working directory.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /opt/malbeacon-connector
+
+COPY requirements.txt ./
+RUN pip install -r requirements.txt
+
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY __metadata__ ./__metadata__
+RUN pip install --no-deps . && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin connector
+
+USER connector
+ENTRYPOINT ["malbeacon-connector"]

@@ -1,0 +1,162 @@
+"""Deployment files: schema, manifest, compose file, sample config, pins, and the Dockerfile replayed."""
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import venv
+from pathlib import Path
+
+import yaml
+
+from malbeacon_connector import __version__
+from malbeacon_connector.schema import SCHEMA_PATH, render
+from malbeacon_connector.settings import DEFAULT_SCOPE, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC_VARIABLES = {
+    "OPENCTI_URL",
+    "OPENCTI_TOKEN",
+    "CONNECTOR_ID",
+    "CONNECTOR_NAME",
+    "CONNECTOR_SCOPE",
+    "CONNECTOR_AUTO",
+    "CONNECTOR_LOG_LEVEL",
+    "MALBEACON_API_KEY",
+    "MALBEACON_API_BASE_URL",
+    "MALBEACON_INDICATOR_SCORE_LEVEL",
+    "MALBEACON_MAX_TLP",
+}
+
+
+def setting_names() -> set[str]:
+    return {
+        f"{section}_{name}".upper()
+        for section, field in Settings.model_fields.items()
+        for name in field.annotation.model_fields
+    }
+
+
+def test_config_schema_file_is_up_to_date():
+    """Regenerate with `python -m malbeacon_connector.schema` after changing the settings."""
+    assert (ROOT / SCHEMA_PATH).read_text(encoding="utf-8") == render()
+
+
+def test_config_schema_lists_every_setting_and_the_required_ones():
+    schema = json.loads(render())
+    assert set(schema["properties"]) == setting_names() | {"CONNECTOR_TYPE"}
+    assert set(schema["required"]) == {"OPENCTI_URL", "OPENCTI_TOKEN", "CONNECTOR_ID", "MALBEACON_API_KEY"}
+    assert schema["properties"]["MALBEACON_INDICATOR_SCORE_LEVEL"] == {
+        "default": 50,
+        "description": schema["properties"]["MALBEACON_INDICATOR_SCORE_LEVEL"]["description"],
+        "maximum": 100,
+        "minimum": 0,
+        "type": "integer",
+    }
+    assert schema["properties"]["MALBEACON_API_KEY"]["writeOnly"] is True
+
+
+def test_manifest_declares_playbooks_scope_license_and_version():
+    manifest = json.loads((ROOT / "__metadata__" / "connector_manifest.json").read_text())
+    assert manifest["playbook_supported"] is True
+    assert manifest["container_type"] == "INTERNAL_ENRICHMENT"
+    assert manifest["license_type"] == "Commercial"
+    assert manifest["support_version"].startswith(">=")
+    assert tuple(manifest["scope"]) == DEFAULT_SCOPE
+    assert manifest["version"] == manifest["container_version"] == __version__
+
+
+def test_compose_file_uses_the_public_variable_names():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    environment = compose["services"]["connector-malbeacon"]["environment"]
+    names = {entry.split("=", 1)[0] for entry in environment}
+    assert names == SPEC_VARIABLES
+    assert names <= setting_names()
+
+
+def test_sample_config_documents_every_setting():
+    sample = yaml.safe_load((ROOT / "config.yml.sample").read_text())
+    documented = {f"{section}_{name}".upper() for section, values in sample.items() for name in values}
+    assert documented == setting_names()
+
+
+def test_requirements_are_pinned_and_agree_with_the_project():
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"not pinned: {line}"
+            pins[name.lower().replace("_", "-")] = version
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(rf'"pycti=={re.escape(pins["pycti"])}"', pyproject)
+    for dependency in ("stix2", "pydantic", "pydantic-settings", "requests", "pyyaml"):
+        assert dependency in pins
+
+
+def _dockerfile_steps() -> list[tuple[str, str]]:
+    steps = []
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            instruction, _, argument = line.partition(" ")
+            steps.append((instruction, argument.strip()))
+    return steps
+
+
+def test_dockerfile_runs_as_a_non_root_user_without_secrets():
+    steps = _dockerfile_steps()
+    assert steps[0] == ("FROM", "python:3.11-slim")
+    users = [argument for instruction, argument in steps if instruction == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    text = (ROOT / "Dockerfile").read_text()
+    assert not re.search(r"(API_KEY|TOKEN)\s*=", text)
+    assert "config.yml" not in {argument.split()[0] for instruction, argument in steps if instruction == "COPY"}
+
+
+def test_dockerfile_install_and_entry_point_replayed_in_a_fresh_environment(tmp_path):
+    """No Docker engine here: copy what it copies, run its pip steps in a new venv, start its entry point."""
+    workdir = tmp_path / "image"
+    workdir.mkdir()
+    environment = tmp_path / "venv"
+    venv.create(environment, with_pip=True)
+    python = environment / "bin" / "python"
+    entry_point: list[str] = []
+    for instruction, argument in _dockerfile_steps():
+        if instruction == "COPY":
+            *sources, destination = argument.split()
+            for source in sources:
+                origin = ROOT / source
+                assert origin.exists(), f"the Dockerfile copies {source}, which does not exist"
+                target = workdir / destination / source if destination.endswith("/") else workdir / destination
+                if origin.is_dir():
+                    shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(origin, target)
+        elif instruction == "RUN":
+            for command in argument.split("&&"):
+                words = shlex.split(command)
+                if words[0] == "pip":
+                    subprocess.run(
+                        [str(python), "-m", "pip", "install", "--quiet", *words[2:]],
+                        cwd=workdir,
+                        check=True,
+                        timeout=600,
+                    )
+                else:
+                    assert words[0] == "useradd" and "--system" in words  # system changes are not replayed
+        elif instruction == "ENTRYPOINT":
+            entry_point = json.loads(argument)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OPENCTI_", "CONNECTOR_", "MALBEACON_", "PYTHON"))
+    }
+    env["PATH"] = f"{environment / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    started = subprocess.run(entry_point, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 2
+    assert "OPENCTI_URL (opencti.url): required" in started.stderr
+    assert "MALBEACON_API_KEY (malbeacon.api_key): required" in started.stderr
+    assert "Traceback" not in started.stderr
+    assert shutil.which(entry_point[0], path=str(environment / "bin"))
