@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 import requests
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from .errors import BadResponse, MalbeaconError, QuotaExceeded, Unauthorized, Unavailable
 from .settings import MalbeaconSettings
@@ -115,7 +116,7 @@ class MalbeaconClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(self, url: str, timeout: float) -> list[object]:
-        started = time.monotonic()
+        deadline = time.monotonic() + timeout
         try:
             with self._session.get(
                 url,
@@ -124,14 +125,16 @@ class MalbeaconClient:
                 stream=True,
                 allow_redirects=False,
             ) as response:
-                body = self._read_body(response, started + timeout)
+                body = self._read_body(response, deadline)
                 status = response.status_code
                 retry_after = response.headers.get("Retry-After")
-        except requests.Timeout:
+        except (requests.Timeout, ReadTimeoutError, TimeoutError):
             raise _Retryable(
-                Unavailable(f"Malbeacon did not answer within {timeout:g} s; it may be overloaded, try again later")
+                Unavailable(
+                    f"Malbeacon did not answer within {self._timeout:g} s; it may be overloaded, try again later"
+                )
             ) from None
-        except requests.RequestException as error:
+        except (requests.RequestException, HTTPError, OSError) as error:
             raise _Retryable(
                 Unavailable(
                     f"cannot reach Malbeacon at {self._base_url} ({error.__class__.__name__}); "
@@ -141,19 +144,28 @@ class MalbeaconClient:
         return self._interpret(status, body, retry_after)
 
     def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+        """The whole body, read before the deadline (however slowly it trickles) and within the size limit."""
+        raw = response.raw
+        connection = getattr(raw, "connection", None)
+        sock = getattr(connection, "sock", None)
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_content(_CHUNK_BYTES):
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError()
+            if sock is not None:
+                sock.settimeout(remaining)
+            chunk = raw.read1(_CHUNK_BYTES, decode_content=True)
+            if not chunk:
+                return b"".join(chunks)
             size += len(chunk)
             if size > self._max_response_bytes:
                 raise BadResponse(
                     f"Malbeacon's answer is larger than the limit of {self._max_response_bytes:,} bytes; "
                     "it was not read"
                 )
-            if time.monotonic() > deadline:
-                raise requests.Timeout()
             chunks.append(chunk)
-        return b"".join(chunks)
 
     def _interpret(self, status: int, body: bytes, retry_after: str | None) -> list[object]:
         message = self._server_message(body)
@@ -201,8 +213,8 @@ class MalbeaconClient:
             return ""
         if not isinstance(document, dict) or not isinstance(document.get("message"), str):
             return ""
-        text = " ".join(document["message"].split())[:_MESSAGE_CHARS]
-        return text.replace(self._api_key, "***") if self._api_key else text
+        text = document["message"].replace(self._api_key, "***") if self._api_key else document["message"]
+        return " ".join(text.split())[:_MESSAGE_CHARS]
 
 
 def _retry_after_seconds(header: str | None) -> float | None:

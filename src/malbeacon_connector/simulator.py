@@ -103,7 +103,9 @@ class MalbeaconSimulator:
         return f"http://{self._server.server_address[0]}:{self.port}/v1"
 
     def start(self) -> "MalbeaconSimulator":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="malbeacon-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="malbeacon-simulator", daemon=True
+        )
         self._thread.start()
         return self
 
