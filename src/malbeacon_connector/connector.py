@@ -45,9 +45,10 @@ class MalbeaconConnector:
 
     def process_message(self, data: dict[str, Any]) -> str:
         """The helper's callback: returns the work message, raises EnrichmentFailed on failure."""
-        entity_type = data["entity_type"]
         stix_objects: list[dict] = data.get("stix_objects") or []
         opencti_entity: dict = data.get("enrichment_entity") or {}
+        # playbook messages carry no entity_type: the entity read by the helper has it
+        entity_type = str(opencti_entity.get("entity_type") or data.get("entity_type") or "")
         try:
             return self._enrich(entity_type, data["stix_entity"], stix_objects, opencti_entity)
         except EnrichmentFailed:

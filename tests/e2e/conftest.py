@@ -1,0 +1,95 @@
+"""Fixtures of the end-to-end tests: one RabbitMQ per session, a fake platform per test, connector processes.
+
+Every e2e test is marked `e2e` (select with `-m e2e`, leave out with `-m "not e2e"`).
+"""
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from malbeacon_connector.simulator import MalbeaconSimulator
+
+from .broker import RabbitMQ
+from .connector_process import DEFAULT_COMMAND, ConnectorProcess
+from .fake_opencti import FakeOpenCTI
+
+E2E_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test collected under tests/e2e with `e2e`."""
+    for item in items:
+        if E2E_DIR in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQ]:
+    """A private RabbitMQ node for the whole session (7-15 s to start), stopped at the end."""
+    broker = RabbitMQ()
+    broker.start(tmp_path_factory.mktemp("rabbitmq"))
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def fake_opencti(rabbitmq: RabbitMQ) -> Iterator[FakeOpenCTI]:
+    """A fresh fake platform on a free loopback port, handing out the session's broker."""
+    platform = FakeOpenCTI(rabbitmq).start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
+        if rabbitmq.running:
+            for connector_id in list(platform.connectors):
+                # best effort: the next test uses other queues anyway
+                with contextlib.suppress(Exception):
+                    platform.delete_connector_queues(connector_id)
+
+
+@pytest.fixture
+def malbeacon_simulator(simulator: MalbeaconSimulator) -> MalbeaconSimulator:
+    """The Malbeacon API simulator (the `simulator` fixture of tests/conftest.py)."""
+    return simulator
+
+
+@pytest.fixture
+def connector_env(fake_opencti: FakeOpenCTI, simulator: MalbeaconSimulator) -> dict[str, str]:
+    """The environment of a connector process pointed at the fake platform and the simulator."""
+    return {
+        "OPENCTI_URL": fake_opencti.url,
+        "OPENCTI_TOKEN": fake_opencti.token,
+        "OPENCTI_JSON_LOGGING": "true",
+        "CONNECTOR_ID": str(uuid.uuid4()),
+        "CONNECTOR_TYPE": "INTERNAL_ENRICHMENT",
+        "CONNECTOR_NAME": "Malbeacon",
+        "CONNECTOR_SCOPE": "IPv4-Addr,IPv6-Addr,Domain-Name",
+        "CONNECTOR_LOG_LEVEL": "info",
+        "CONNECTOR_AUTO": "false",
+        "CONNECTOR_EXPOSE_METRICS": "false",
+        "MALBEACON_API_KEY": simulator.api_key,
+        "MALBEACON_API_BASE_URL": simulator.base_url,
+        "MALBEACON_MAX_TLP": "TLP:AMBER",
+    }
+
+
+@pytest.fixture
+def start_connector(tmp_path: Path) -> Iterator[Callable[..., ConnectorProcess]]:
+    """Start connector processes: `start_connector(env, command=..., name=...)`; all stopped at teardown."""
+    started: list[ConnectorProcess] = []
+
+    def start(
+        env: dict[str, str], *, command: Sequence[str] = DEFAULT_COMMAND, name: str | None = None
+    ) -> ConnectorProcess:
+        process = ConnectorProcess(env, tmp_path, command=command, name=name or f"connector-{len(started) + 1}")
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.terminate()

@@ -1,0 +1,182 @@
+"""The connector in its own process: real pycti helper, real RabbitMQ, fake OpenCTI GraphQL, simulated Malbeacon."""
+
+import signal
+import time
+import uuid
+
+import pytest
+from stix_checks import assert_valid_bundle, objects_of
+
+from malbeacon_connector.simulator import Fault
+from malbeacon_connector.tlp import marking_id
+
+from .fake_opencti import FakeOpenCTI
+
+C2_IP, C2_IPV6, C2_DOMAIN, UNKNOWN = "203.0.113.7", "2001:db8::7", "panel.example.net", "198.51.100.250"
+TYPES = {C2_IP: "IPv4-Addr", C2_IPV6: "IPv6-Addr", C2_DOMAIN: "Domain-Name", UNKNOWN: "IPv4-Addr"}
+
+
+@pytest.fixture
+def connector(start_connector, connector_env, fake_opencti):
+    """A connector process, registered and listening."""
+    process = start_connector(connector_env)
+    process.wait_registered(fake_opencti)
+    return process
+
+
+def enrich(fake: FakeOpenCTI, connector_id: str, value: str, markings=(), timeout: float = 30, **options) -> dict:
+    """Publish an enrichment of a new entity and wait for its work to be processed."""
+    entity_id = fake.add_entity(TYPES.get(value, "IPv4-Addr"), value, markings)
+    work_id = fake.publish_enrichment(connector_id, entity_id, **options)
+    return fake.wait_work_processed(work_id, timeout=timeout)
+
+
+def pushed_objects(fake: FakeOpenCTI, connector_id: str, work: dict) -> list[dict]:
+    """Every object pushed for a work, de-duplicated (each split bundle carries its dependencies)."""
+    bundles = fake.take_pushed_bundles(connector_id, expected_count=work["expectations"])
+    assert len(bundles) == work["expectations"]
+    objects = {}
+    for bundle in bundles:
+        for stix_object in bundle["objects"]:
+            stix_object.pop("nb_deps", None)  # added by pycti's splitter for the platform's workers
+            objects[stix_object["id"]] = stix_object
+    return list(objects.values())
+
+
+@pytest.mark.parametrize("value", [C2_IP, C2_IPV6, C2_DOMAIN])
+def test_found_value_is_enriched_with_actors_and_a_valid_bundle(connector, connector_env, fake_opencti, simulator,
+                                                                value):
+    work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], value)
+    assert work["in_error"] is False, work["message"]
+    assert f"{value} ({TYPES[value]})" in work["message"] and "objects sent" in work["message"]
+    objects = pushed_objects(fake_opencti, connector_env["CONNECTOR_ID"], work)
+    assert_valid_bundle({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects})
+    indicators = objects_of(objects, "indicator")
+    assert indicators and all(i["object_marking_refs"] == [marking_id("TLP:CLEAR")] for i in indicators)
+    assert [(r.endpoint, r.value) for r in simulator.api_requests()] == [("c2", value)]
+
+
+def test_not_found_succeeds_with_a_message_and_sends_nothing(connector, connector_env, fake_opencti):
+    work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], UNKNOWN)
+    assert work["in_error"] is False
+    assert "not found in Malbeacon" in work["message"]
+    assert work["expectations"] == 0
+    assert fake_opencti.take_pushed_bundles(connector_env["CONNECTOR_ID"], timeout=1) == []
+
+
+def test_refused_key_ends_the_work_in_error_naming_the_setting(start_connector, connector_env, fake_opencti, simulator):
+    process = start_connector({**connector_env, "MALBEACON_API_KEY": "WRONG-KEY-123"})
+    process.wait_registered(fake_opencti)
+    work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], C2_IP)
+    assert work["in_error"] is True
+    assert "401" in work["message"] and "MALBEACON_API_KEY" in work["message"]
+    assert "WRONG-KEY-123" not in process.log_text() + work["message"]
+
+
+def test_server_error_then_success_is_retried(connector, connector_env, fake_opencti, simulator):
+    simulator.add_fault(Fault(kind="status", status=503, times=1))
+    work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], C2_IP)
+    assert work["in_error"] is False and "6 records" in work["message"]
+    assert len(simulator.api_requests()) == 2
+
+
+def test_hanging_api_ends_in_error_within_the_bound_and_the_next_message_is_served(
+    start_connector, connector_env, fake_opencti, simulator
+):
+    process = start_connector({**connector_env, "MALBEACON_REQUEST_TIMEOUT": "1", "MALBEACON_MAX_RETRIES": "1"})
+    process.wait_registered(fake_opencti)
+    simulator.add_fault(Fault(kind="hang", value=C2_IP))
+    started = time.monotonic()
+    work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], C2_IP, timeout=20)
+    assert time.monotonic() - started < 10
+    assert work["in_error"] is True and "did not answer within 1 s" in work["message"]
+    follow_up = enrich(fake_opencti, connector_env["CONNECTOR_ID"], C2_DOMAIN)
+    assert follow_up["in_error"] is False and "3 records" in follow_up["message"]
+
+
+def test_red_entity_is_refused_without_any_request_and_the_next_unmarked_one_is_enriched(
+    connector, connector_env, fake_opencti, simulator
+):
+    refused = enrich(fake_opencti, connector_env["CONNECTOR_ID"], C2_IP, markings=["TLP:RED"])
+    assert refused["in_error"] is False
+    assert "TLP:RED, above MALBEACON_MAX_TLP (TLP:AMBER)" in refused["message"]
+    assert simulator.api_requests() == []
+    enriched = enrich(fake_opencti, connector_env["CONNECTOR_ID"], C2_DOMAIN)
+    assert "3 records" in enriched["message"]
+    assert [r.value for r in simulator.api_requests()] == [C2_DOMAIN]
+
+
+def test_amber_entity_gives_amber_knowledge(connector, connector_env, fake_opencti):
+    work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], C2_DOMAIN, markings=["TLP:AMBER", "PAP:RED"])
+    objects = pushed_objects(fake_opencti, connector_env["CONNECTOR_ID"], work)
+    created = objects_of(objects, "indicator") + objects_of(objects, "relationship")
+    assert created and all(o["object_marking_refs"] == [marking_id("TLP:AMBER")] for o in created)
+
+
+def test_out_of_scope_entity_gets_a_message_and_no_request(start_connector, connector_env, fake_opencti, simulator):
+    process = start_connector({**connector_env, "CONNECTOR_SCOPE": "Domain-Name"})
+    process.wait_registered(fake_opencti)
+    work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], C2_IP)
+    assert work["in_error"] is False and "out of scope" in work["message"]
+    assert simulator.api_requests() == []
+    assert process.running
+
+
+def test_message_with_stix_objects_is_enriched_too(connector, connector_env, fake_opencti):
+    work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], C2_IP, with_stix_objects=True)
+    assert work["in_error"] is False and "6 records" in work["message"]
+
+
+@pytest.mark.parametrize(("value", "found"), [(C2_DOMAIN, True), (UNKNOWN, False)])
+def test_playbook_gets_a_bundle_back_found_or_not(connector, connector_env, fake_opencti, value, found):
+    entity_id = fake_opencti.add_entity(TYPES[value], value)
+    execution_id = fake_opencti.publish_enrichment(connector_env["CONNECTOR_ID"], entity_id, playbook=True)
+    step = fake_opencti.wait_playbook_step(execution_id)
+    objects = step["bundle"]["objects"]
+    assert entity_id in {o["id"] for o in objects}
+    assert bool(objects_of(objects, "indicator")) is found
+    assert_valid_bundle(step["bundle"])
+
+
+def test_playbook_gets_the_original_bundle_back_when_refused(connector, connector_env, fake_opencti, simulator):
+    entity_id = fake_opencti.add_entity("IPv4-Addr", C2_IP, ["TLP:RED"])
+    execution_id = fake_opencti.publish_enrichment(
+        connector_env["CONNECTOR_ID"], entity_id, playbook=True, bundle_with_markings=True
+    )
+    step = fake_opencti.wait_playbook_step(execution_id)
+    assert {o["id"] for o in step["bundle"]["objects"]} >= {entity_id, marking_id("TLP:RED")}
+    assert simulator.api_requests() == []
+
+
+def test_two_processes_with_one_id_share_the_queue_and_process_each_message_once(
+    start_connector, connector_env, fake_opencti
+):
+    first, second = start_connector(connector_env, name="first"), start_connector(connector_env, name="second")
+    first.wait_registered(fake_opencti)
+    second.wait_registered(fake_opencti)
+    values = [C2_IP, C2_DOMAIN, UNKNOWN, C2_IPV6] * 3
+    work_ids = [
+        fake_opencti.publish_enrichment(connector_env["CONNECTOR_ID"], fake_opencti.add_entity(TYPES[v], v))
+        for v in values
+    ]
+    works = [fake_opencti.wait_work_processed(work_id, timeout=60) for work_id in work_ids]
+    assert all(work["in_error"] is False for work in works)
+    processed = fake_opencti.calls_for("workEdit", "toProcessed")
+    assert sorted(call.variables["id"] for call in processed) == sorted(work_ids)
+
+
+def test_sigterm_finishes_the_message_in_progress_and_exits_0(connector, connector_env, fake_opencti, simulator):
+    simulator.add_fault(Fault(kind="slow", seconds=2.0))
+    entity_id = fake_opencti.add_entity("Domain-Name", C2_DOMAIN)
+    work_id = fake_opencti.publish_enrichment(connector_env["CONNECTOR_ID"], entity_id)
+    deadline = time.monotonic() + 20
+    while not simulator.api_requests() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert simulator.api_requests(), "the enrichment never reached Malbeacon"
+    stopped = time.monotonic()
+    connector.signal(signal.SIGTERM)
+    assert connector.wait_exit(timeout=10) == 0
+    assert time.monotonic() - stopped < 10
+    work = fake_opencti.works[work_id]
+    assert work["processed"] and work["in_error"] is False
+    assert fake_opencti.calls_for("deleteConnector") == []  # still registered: queued work waits for it
