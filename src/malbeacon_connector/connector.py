@@ -149,6 +149,12 @@ class _Stopper:
                 return
 
 
+def _message_in_progress(helper: OpenCTIConnectorHelper) -> bool:
+    queue = getattr(helper, "listen_queue", None)
+    handler = getattr(queue, "thread", None)
+    return handler is not None and handler.is_alive()
+
+
 def _start_helper(settings: Settings, config: dict[str, Any]) -> OpenCTIConnectorHelper:
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
@@ -187,7 +193,9 @@ def run(config_file: Path = Path("config.yml")) -> int:
     listener.start()
     while listener.is_alive() and not stopper.requested.is_set():
         listener.join(timeout=0.5)
-    listener.join(timeout=STOP_GRACE_SECONDS)  # the message in progress, if any, is finished
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while listener.is_alive() and _message_in_progress(helper) and time.monotonic() < deadline:
+        listener.join(timeout=0.1)  # the message in progress is finished and reported
     ping = getattr(helper, "ping", None)
     if ping is not None:
         ping.stop()

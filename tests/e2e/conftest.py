@@ -79,8 +79,9 @@ def connector_env(fake_opencti: FakeOpenCTI, simulator: MalbeaconSimulator) -> d
 
 
 @pytest.fixture
-def start_connector(tmp_path: Path) -> Iterator[Callable[..., ConnectorProcess]]:
-    """Start connector processes: `start_connector(env, command=..., name=...)`; all stopped at teardown."""
+def start_connector(tmp_path: Path, fake_opencti: FakeOpenCTI) -> Iterator[Callable[..., ConnectorProcess]]:
+    """Start connector processes: `start_connector(env, command=..., name=...)`; all stopped at teardown,
+    before the fake platform removes their queues."""
     started: list[ConnectorProcess] = []
 
     def start(
