@@ -93,29 +93,24 @@ class MalbeaconClient:
         for attempt in range(1, self._attempts + 1):
             started = time.monotonic()
             try:
-                rows = self._attempt(url, min(self._timeout, deadline - started))
+                status, rows = self._attempt(url, min(self._timeout, deadline - started))
             except _Retryable as failure:
-                logger.debug(
-                    "Malbeacon %s %r: attempt %d failed in %.2f s: %s",
-                    endpoint,
-                    value,
-                    attempt,
-                    time.monotonic() - started,
-                    failure.error,
-                )
+                _log_request(endpoint, value, attempt, started, f"failed, will retry if time allows: {failure.error}")
                 delay = failure.retry_after
                 if delay is None:
                     delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (attempt - 1))
-                last_attempt = attempt == self._attempts
-                if last_attempt or time.monotonic() + delay + 1 > deadline:
+                if attempt == self._attempts or time.monotonic() + delay + 1 > deadline:
                     raise failure.error from None
                 self._sleep(delay)
                 continue
-            logger.debug("Malbeacon %s %r: %d rows in %.2f s", endpoint, value, len(rows), time.monotonic() - started)
+            except MalbeaconError as error:
+                _log_request(endpoint, value, attempt, started, f"failed: {error}")
+                raise
+            _log_request(endpoint, value, attempt, started, f"HTTP {status}, {len(rows)} records")
             return rows
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _attempt(self, url: str, timeout: float) -> list[object]:
+    def _attempt(self, url: str, timeout: float) -> tuple[int, list[object]]:
         deadline = time.monotonic() + timeout
         try:
             with self._session.get(
@@ -141,7 +136,7 @@ class MalbeaconClient:
                     "check the network, the proxy settings and MALBEACON_API_BASE_URL"
                 )
             ) from None
-        return self._interpret(status, body, retry_after)
+        return status, self._interpret(status, body, retry_after)
 
     def _read_body(self, response: requests.Response, deadline: float) -> bytes:
         """The whole body, read before the deadline (however slowly it trickles) and within the size limit."""
@@ -215,6 +210,18 @@ class MalbeaconClient:
             return ""
         text = document["message"].replace(self._api_key, "***") if self._api_key else document["message"]
         return " ".join(text.split())[:_MESSAGE_CHARS]
+
+
+def _log_request(endpoint: str, value: str, attempt: int, started: float, outcome: str) -> None:
+    """One debug line per request: endpoint, value, attempt, duration and outcome (never the key)."""
+    logger.debug(
+        "Malbeacon request %s %r (attempt %d): %s in %.3f s",
+        endpoint,
+        value,
+        attempt,
+        outcome,
+        time.monotonic() - started,
+    )
 
 
 def _retry_after_seconds(header: str | None) -> float | None:

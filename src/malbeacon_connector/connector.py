@@ -7,6 +7,7 @@ Nothing is kept from one message to the next.
 """
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -155,7 +156,26 @@ def _message_in_progress(helper: OpenCTIConnectorHelper) -> bool:
     return handler is not None and handler.is_alive()
 
 
+class _WithoutTraceback(logging.Filter):
+    """Keeps pycti's start-up errors to one line: our own message says what to do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
 def _start_helper(settings: Settings, config: dict[str, Any]) -> OpenCTIConnectorHelper:
+    api_logger = logging.getLogger("api")
+    one_line = _WithoutTraceback()
+    api_logger.addFilter(one_line)
+    try:
+        return _register(settings, config)
+    finally:
+        api_logger.removeFilter(one_line)
+
+
+def _register(settings: Settings, config: dict[str, Any]) -> OpenCTIConnectorHelper:
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
             return OpenCTIConnectorHelper(config, playbook_compatible=True)

@@ -5,10 +5,10 @@ import time
 import uuid
 
 import pytest
-from stix_checks import assert_valid_bundle, objects_of
 
 from malbeacon_connector.simulator import Fault
 from malbeacon_connector.tlp import marking_id
+from stix_checks import assert_valid_bundle, objects_of
 
 from .fake_opencti import FakeOpenCTI
 
@@ -44,8 +44,9 @@ def pushed_objects(fake: FakeOpenCTI, connector_id: str, work: dict) -> list[dic
 
 
 @pytest.mark.parametrize("value", [C2_IP, C2_IPV6, C2_DOMAIN])
-def test_found_value_is_enriched_with_actors_and_a_valid_bundle(connector, connector_env, fake_opencti, simulator,
-                                                                value):
+def test_found_value_is_enriched_with_actors_and_a_valid_bundle(
+    connector, connector_env, fake_opencti, simulator, value
+):
     work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], value)
     assert work["in_error"] is False, work["message"]
     assert f"{value} ({TYPES[value]})" in work["message"] and "objects sent" in work["message"]
@@ -180,3 +181,43 @@ def test_sigterm_finishes_the_message_in_progress_and_exits_0(connector, connect
     work = fake_opencti.works[work_id]
     assert work["processed"] and work["in_error"] is False
     assert fake_opencti.calls_for("deleteConnector") == []  # still registered: queued work waits for it
+
+
+def test_debug_log_shows_each_request_and_never_the_api_key(start_connector, connector_env, fake_opencti, simulator):
+    secret = "MB-SECRET-7f3a9c"
+    simulator.api_key = secret
+    process = start_connector(
+        {**connector_env, "MALBEACON_API_KEY": secret, "CONNECTOR_LOG_LEVEL": "debug", "MALBEACON_MAX_RETRIES": "1"}
+    )
+    process.wait_registered(fake_opencti)
+    simulator.add_fault(Fault(kind="status", status=503, times=1, value=C2_DOMAIN))
+    simulator.add_fault(Fault(kind="status", status=400, value=C2_IPV6, body='{"message": "bad key ' + secret + '"}'))
+    works = [enrich(fake_opencti, connector_env["CONNECTOR_ID"], value) for value in (C2_DOMAIN, C2_IPV6, UNKNOWN)]
+    assert [work["in_error"] for work in works] == [False, True, False]
+    requests = [r["message"] for r in process.log_records() if r["message"].startswith("Malbeacon request")]
+    assert len(requests) == 4
+    assert "Malbeacon request c2 'panel.example.net' (attempt 2): HTTP 200, 3 records in" in requests[1]
+    assert "HTTP 400, 0 records" in requests[3]
+    process.terminate()
+    assert secret not in process.log_text()
+    assert all(secret not in str(work) for work in works)
+    assert all(secret not in str(call.variables) for call in fake_opencti.calls)
+
+
+def test_unreachable_platform_at_start_gives_one_line_errors_and_exit_1(start_connector, connector_env):
+    process = start_connector({**connector_env, "OPENCTI_URL": "http://127.0.0.1:9"})
+    assert process.wait_exit(timeout=60) == 1
+    lines = [line for line in process.log_text().splitlines() if line.startswith("malbeacon-connector:")]
+    assert len(lines) == 3
+    assert all("cannot register with OpenCTI at http://127.0.0.1:9" in line for line in lines)
+    assert "Traceback" not in process.log_text()
+    assert connector_env["OPENCTI_TOKEN"] not in process.log_text()
+
+
+def test_invalid_settings_stop_the_process_with_status_2_and_every_problem(start_connector, connector_env):
+    process = start_connector({**connector_env, "CONNECTOR_ID": "ChangeMe", "MALBEACON_MAX_TLP": "purple"})
+    assert process.wait_exit(timeout=30) == 2
+    log = process.log_text()
+    assert "CONNECTOR_ID (connector.id): 'ChangeMe' is not a UUID" in log
+    assert "MALBEACON_MAX_TLP (malbeacon.max_tlp): 'purple' is not a TLP level" in log
+    assert "Traceback" not in log
