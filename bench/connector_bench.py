@@ -1,0 +1,110 @@
+"""Connector benchmark: publish -> work processed through pycti's helper and a real RabbitMQ.
+
+For API responses of several sizes (served by the Malbeacon simulator), it measures the time
+from publishing the enrichment message to the work being reported processed, the objects
+pushed to the broker, and the connector process's peak resident memory.
+
+    python bench/connector_bench.py [--sizes 10 100 1000] [--runs 3]
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
+
+from responses import generate_rows  # noqa: E402
+
+from e2e.broker import RabbitMQ  # noqa: E402
+from e2e.connector_process import ConnectorProcess  # noqa: E402
+from e2e.fake_opencti import FakeOpenCTI  # noqa: E402
+from malbeacon_connector.simulator import MalbeaconSimulator  # noqa: E402
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak_rss(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # Linux: reset VmHWM to the current RSS
+
+
+def measure(sizes: list[int], runs: int) -> list[dict]:
+    """One result row per size: median seconds, objects pushed, peak RSS."""
+    values = {size: [f"c2-{size}-{run}.example.net" for run in range(runs)] for size in sizes}
+    data = {"c2": {value: generate_rows(size, seed=size) for size in sizes for value in values[size]}}
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        broker = RabbitMQ().start(Path(workdir) / "rabbitmq")
+        try:
+            with FakeOpenCTI(broker) as platform, MalbeaconSimulator(data) as simulator:
+                env = {
+                    "OPENCTI_URL": platform.url,
+                    "OPENCTI_TOKEN": platform.token,
+                    "CONNECTOR_ID": str(uuid.uuid4()),
+                    "CONNECTOR_TYPE": "INTERNAL_ENRICHMENT",
+                    "CONNECTOR_NAME": "Malbeacon",
+                    "CONNECTOR_SCOPE": "Domain-Name",
+                    "CONNECTOR_LOG_LEVEL": "error",
+                    "CONNECTOR_EXPOSE_METRICS": "false",
+                    "MALBEACON_API_KEY": simulator.api_key,
+                    "MALBEACON_API_BASE_URL": simulator.base_url,
+                }
+                with ConnectorProcess(env, Path(workdir), name="bench-connector") as connector:
+                    connector.wait_registered(platform, timeout=60)
+                    for size in sizes:
+                        rows.append(_measure_size(platform, connector, env["CONNECTOR_ID"], size, values[size]))
+        finally:
+            broker.stop()
+    return rows
+
+
+def _measure_size(
+    platform: FakeOpenCTI, connector: ConnectorProcess, connector_id: str, size: int, values: list[str]
+) -> dict:
+    _reset_peak_rss(connector.pid)
+    durations, pushed = [], []
+    for value in values:
+        entity_id = platform.add_entity("Domain-Name", value)
+        started = time.time()
+        work_id = platform.publish_enrichment(connector_id, entity_id)
+        work = platform.wait_work_processed(work_id, timeout=600)
+        assert not work["in_error"], work["message"]
+        durations.append(work["processed_at"] - started)
+        pushed.append(work["expectations"])
+        platform.take_pushed_messages(connector_id, timeout=60, expected_count=work["expectations"])
+    return {
+        "records": size,
+        "seconds": statistics.median(durations),
+        "all_seconds": durations,
+        "objects": pushed[0],
+        "peak_rss_mib": _peak_rss_mib(connector.pid),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print("| records | publish -> processed (median) | runs (s) | objects pushed | ms per object | peak RSS |")
+    print("|---:|---:|---|---:|---:|---:|")
+    for row in measure(args.sizes, args.runs):
+        runs = ", ".join(f"{seconds:.3f}" for seconds in row["all_seconds"])
+        per_object = 1000 * row["seconds"] / max(row["objects"], 1)
+        print(
+            f"| {row['records']:,} | {row['seconds']:.3f} s | {runs} | {row['objects']:,} | {per_object:.2f} | "
+            f"{row['peak_rss_mib']:.0f} MiB |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Seeded, realistic Malbeacon responses for benchmarks: actors repeat, a few fields are missing or bad."""
+
+import random
+from datetime import UTC, datetime, timedelta
+
+_TAGS = ("agenttesla", "formbook", "stealer", "loader", "remcos", "lokibot")
+
+
+def _actor(rng: random.Random, index: int) -> tuple[str, str]:
+    if rng.random() < 0.1:
+        ip = f"2001:db8:{index // 65536:x}:{index % 65536:x}::{rng.randint(1, 65535):x}"
+    else:
+        ip = f"{10 + index // 65536 % 200}.{index // 256 % 256}.{index % 256}.{rng.randint(1, 254)}"
+    hostname = "NA" if rng.random() < 0.3 else f"host-{index}.isp{index % 97}.example.com"
+    return ip, hostname
+
+
+def generate_rows(count: int, seed: int = 1) -> list[dict[str, str]]:
+    """`count` beacon rows for one C2; about one distinct actor per four rows, heavy hitters repeating."""
+    rng = random.Random(seed)
+    actors = [_actor(rng, index) for index in range(max(1, count // 4))]
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    rows = []
+    for position in range(count):
+        ip, hostname = actors[
+            min(int(rng.paretovariate(1.2)) - 1, len(actors) - 1) if rng.random() < 0.3 else rng.randrange(len(actors))
+        ]
+        seen = start + timedelta(minutes=position * 7 + rng.randint(0, 6))
+        rows.append(
+            {
+                "tstamp": seen.strftime("%Y-%m-%d %H:%M:%S"),
+                "actorip": ip if rng.random() > 0.02 else "NA",
+                "actorhostname": hostname,
+                "actorasnorg": f"AS{64500 + rng.randint(0, 20)} Example Network",
+                "actorcountrycode": rng.choice(("NL", "DE", "RU", "US", "BR", "NA")),
+                "actorcity": "NA",
+                "actorloc": "52.3740,4.8897",
+                "c2": "http://203.0.113.7/panel/gate.php?id=1&amp;k=2",
+                "c2domain": "NA",
+                "c2domainresolved": "203.0.113.7",
+                "c2asnorg": "AS64501 Example Hosting",
+                "c2countrycode": "US",
+                "cookie_id": f"{rng.getrandbits(64):016x}",
+                "useragent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/118.0",
+                "tags": ",".join(rng.sample(_TAGS, rng.randint(1, 2))),
+            }
+        )
+    return rows
