@@ -221,3 +221,20 @@ def test_invalid_settings_stop_the_process_with_status_2_and_every_problem(start
     assert "CONNECTOR_ID (connector.id): 'ChangeMe' is not a UUID" in log
     assert "MALBEACON_MAX_TLP (malbeacon.max_tlp): 'purple' is not a TLP level" in log
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("case", ["failed", "out of scope", "invalid value"])
+def test_playbook_gets_the_original_bundle_back_on_every_other_path(
+    start_connector, connector_env, fake_opencti, simulator, case
+):
+    scope = "IPv4-Addr" if case == "out of scope" else "IPv4-Addr,Domain-Name"
+    process = start_connector({**connector_env, "CONNECTOR_SCOPE": scope})
+    process.wait_registered(fake_opencti)
+    simulator.add_fault(Fault(kind="status", status=401))
+    value = "under_score.example.com" if case == "invalid value" else C2_DOMAIN
+    entity_id = fake_opencti.add_entity("Domain-Name", value)
+    execution_id = fake_opencti.publish_enrichment(connector_env["CONNECTOR_ID"], entity_id, playbook=True)
+    step = fake_opencti.wait_playbook_step(execution_id)
+    assert [o["id"] for o in step["bundle"]["objects"]] == [entity_id]
+    assert len(simulator.api_requests()) == (1 if case == "failed" else 0)
+    assert process.running
