@@ -83,8 +83,10 @@ def test_tlp_option_marks_the_value_and_everything_derived(configured, capsys):
     assert status == EXIT_OK
     bundle = json.loads(out)
     assert_valid_bundle(bundle)
-    marked = [o for o in bundle["objects"] if o["type"] not in ("marking-definition", "identity")]
+    shared = ("marking-definition", "identity", "location", "autonomous-system")  # reference data: unmarked
+    marked = [o for o in bundle["objects"] if o["type"] not in shared]
     assert all(o["object_marking_refs"] == [marking_id("TLP:AMBER+STRICT")] for o in marked)
+    assert objects_of(bundle, "location") and objects_of(bundle, "autonomous-system")
 
 
 def test_input_file_and_output_file(configured, capsys, tmp_path):
@@ -99,8 +101,8 @@ def test_input_file_and_output_file(configured, capsys, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["enrich", "not a value"], "'not a value' is not an IPv4 address, an IPv6 address or a domain name"),
-        (["enrich", "--type", "IPv6-Addr", "203.0.113.7"], "'203.0.113.7' is not IPv6-Addr"),
+        (["enrich", "not a value"], "'not a value' is not an IP address, a domain name or a URL"),
+        (["enrich", "--type", "IPv6-Addr", "203.0.113.7"], "'203.0.113.7' is not an IPv6 address"),
         (["enrich", "--tlp", "purple", "203.0.113.7"], "--tlp: 'purple' is not a TLP level"),
         (["enrich"], "nothing to enrich"),
         (["enrich", "--input", "missing.txt"], "--input missing.txt: cannot be read"),
@@ -139,7 +141,7 @@ def test_demo_writes_a_valid_bundle_and_explains_it(capsys, tmp_path):
     assert status == EXIT_OK
     bundle = json.loads((tmp_path / "demo.json").read_text())
     assert_valid_bundle(bundle)
-    assert "3 found, 1 not found, 0 failed" in err
+    assert "4 found, 1 not found, 0 failed" in err
     assert len(objects_of(bundle, "indicator")) == 9
 
 
@@ -201,3 +203,35 @@ def test_progress_bar_is_drawn_on_a_terminal_only(configured, tmp_path, capsys):
     assert main(["enrich", "--input", "values.txt", "--output", "c.json"]) == EXIT_OK
     assert "2/2" not in capsys.readouterr().err  # captured stderr is not a terminal
     assert Path(tmp_path / "c.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "summary"),
+    [
+        (
+            ["--type", "User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/118.0"],
+            "(User-Agent): 4 records",
+        ),
+        (["https://panel.example.net/gate/login.php"], "(Url): 3 records"),
+    ],
+)
+def test_urls_and_user_agents_can_be_enriched_too(configured, capsys, argv, summary):
+    status, out, err = run(capsys, "enrich", *argv)
+    assert status == EXIT_OK and summary in err
+    bundle = json.loads(out)
+    assert_valid_bundle(bundle)
+    assert objects_of(bundle, "infrastructure")
+
+
+def test_lookups_are_configurable_and_each_costs_one_call(configured, capsys, monkeypatch):
+    monkeypatch.setenv("MALBEACON_IP_LOOKUPS", "c2,actorip")
+    status, out, _ = run(capsys, "enrich", "198.51.100.23")
+    assert status == EXIT_OK
+    assert [(r.endpoint, r.value) for r in configured.api_requests()] == [
+        ("c2", "198.51.100.23"),
+        ("actorip", "198.51.100.23"),
+    ]
+    assert {p["name"] for p in objects_of(json.loads(out), "infrastructure")} == {
+        "C2 panel 203.0.113.7",
+        "C2 panel panel.example.net",
+    }

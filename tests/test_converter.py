@@ -1,13 +1,15 @@
-"""The converter: the spec's mapping, deterministic ids, each object once, TLP carried over."""
+"""The converter's core mapping (infrastructures off): actors, indicators, deterministic ids, TLP carried over."""
 
 from datetime import UTC, datetime
 
 import pytest
 
 from malbeacon_connector.bundle import make_bundle, merge_objects
-from malbeacon_connector.converter import AUTHOR_ID, SCO_EXTENSION, Enrichment, convert
+from malbeacon_connector.converter import ConversionOptions, EnrichedEntity, Enrichment, Lookup, convert
+from malbeacon_connector.enriched_entity import SCO_EXTENSION
 from malbeacon_connector.enrichment import entity_for_value
 from malbeacon_connector.records import parse_records
+from malbeacon_connector.stix_builder import AUTHOR_ID
 from malbeacon_connector.stix_ids import observable_id
 from malbeacon_connector.tlp import MARKING_DEFINITIONS, marking_id
 from stix_checks import assert_valid_bundle, objects_of
@@ -28,12 +30,18 @@ def conversion_for(
     entity_type: str = "IPv4-Addr",
     score: int = 50,
     now: datetime = NOW,
+    options: ConversionOptions | None = None,
+    endpoint: str = "c2",
 ) -> tuple[list[dict], dict]:
     """The objects converted from rows for one entity, and that entity's STIX form."""
     entity = entity_for_value(value, entity_type, tlp)
-    records = parse_records(rows).records
-    objects = convert([Enrichment(entity, records, [f"c2/c2/{value}"])], score=score, now=now).objects
+    options = options or ConversionOptions(score=score, infrastructure=False)
+    objects = convert([enrichment(entity, rows, endpoint)], options, now).objects
     return objects, entity.stix_object
+
+
+def enrichment(entity: EnrichedEntity, rows: list[dict], endpoint: str = "c2") -> Enrichment:
+    return Enrichment(entity, [Lookup(endpoint, parse_records(rows).records)])
 
 
 def full_bundle(objects: list[dict], entity_object: dict) -> dict:
@@ -145,8 +153,10 @@ def test_created_objects_carry_the_tlp_of_the_enriched_entity_and_its_definition
 def test_an_actor_seen_from_entities_of_different_tlp_gets_the_most_restrictive():
     green = entity_for_value("203.0.113.7", "IPv4-Addr", "TLP:GREEN")
     red = entity_for_value("panel.example.net", "Domain-Name", "TLP:RED")
-    records = parse_records([row("198.51.100.23")]).records
-    objects = convert([Enrichment(green, records), Enrichment(red, records)], score=50, now=NOW).objects
+    rows = [row("198.51.100.23")]
+    objects = convert(
+        [enrichment(green, rows), enrichment(red, rows)], ConversionOptions(infrastructure=False), NOW
+    ).objects
     actor = by_value(objects, "ipv4-addr")["198.51.100.23"]
     assert actor["object_marking_refs"] == [marking_id("TLP:RED")]
     links = {
@@ -174,35 +184,32 @@ def test_score_and_author_on_created_objects_and_no_confidence():
     assert not any("confidence" in stix_object for stix_object in objects)
 
 
-def test_the_enriched_observable_is_sent_once_with_a_malbeacon_reference_and_its_score_untouched():
+@pytest.mark.parametrize(("score_before", "score_after"), [(12, 50), (None, 50), (80, 80)])
+def test_the_enriched_observable_is_sent_once_with_a_malbeacon_reference_and_a_raised_score(score_before, score_after):
+    """Known to Malbeacon: the score rises to the configured level, never falls (the old connector forced it)."""
     entity = entity_for_value(C2, "IPv4-Addr", "TLP:CLEAR")
-    entity.stix_object["x_opencti_score"] = 12
-    records = parse_records([row("198.51.100.23", tstamp="2020-10-22 09:04:40")]).records
-    objects = convert([Enrichment(entity, records, ["c2/c2/203.0.113.7"])], score=50, now=NOW).objects
+    if score_before is not None:
+        entity.stix_object["x_opencti_score"] = score_before
+    objects = convert([enrichment(entity, [row("198.51.100.23", tags="formbook")])], ConversionOptions(), NOW).objects
     updated = [o for o in objects if o["id"] == entity.stix_id]
     assert len(updated) == 1
-    assert updated[0]["x_opencti_score"] == 12
-    (reference,) = updated[0]["extensions"][SCO_EXTENSION]["external_references"]
+    extension = updated[0]["extensions"][SCO_EXTENSION]
+    assert extension["score"] == score_after and "x_opencti_score" not in updated[0]
+    assert extension["labels"] == ["formbook"]
+    (reference,) = extension["external_references"]
     assert reference["source_name"] == "Malbeacon" and reference["external_id"] == "c2/c2/203.0.113.7"
     assert "1 beacon record" in reference["description"]
     assert "extensions" not in entity.stix_object  # the caller's object is not modified
 
 
-def test_a_second_enrichment_replaces_the_malbeacon_reference_instead_of_adding_one():
-    objects, _ = conversion_for([row("198.51.100.23")])
+def test_a_second_enrichment_replaces_the_malbeacon_reference_and_keeps_older_labels():
+    objects, _ = conversion_for([row("198.51.100.23", tags="agenttesla")], options=ConversionOptions())
     updated = next(o for o in objects if o["type"] == "ipv4-addr" and o["value"] == C2)
-    entity = entity_for_value(C2, "IPv4-Addr", "TLP:CLEAR")
-    again = convert(
-        [
-            Enrichment(
-                type(entity)(updated, "IPv4-Addr", C2), parse_records([row("192.0.2.1")]).records, ["c2/c2/203.0.113.7"]
-            )
-        ],
-        score=50,
-        now=NOW,
-    ).objects
-    refreshed = next(o for o in again if o["id"] == entity.stix_id)
-    assert len(refreshed["extensions"][SCO_EXTENSION]["external_references"]) == 1
+    entity = EnrichedEntity(updated, "IPv4-Addr", C2)
+    again = convert([enrichment(entity, [row("192.0.2.1", tags="remcos")])], ConversionOptions(), NOW).objects
+    extension = next(o for o in again if o["id"] == entity.stix_id)["extensions"][SCO_EXTENSION]
+    assert len(extension["external_references"]) == 1
+    assert extension["labels"] == ["agenttesla", "remcos"]
 
 
 def test_nothing_is_produced_when_malbeacon_has_no_records():

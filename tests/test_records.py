@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from malbeacon_connector.records import ActorIp, BeaconRecord, ParsedRecords, parse_records
+from malbeacon_connector.values import AutonomousSystem, Country
 
 GOOD_ROW = {
     "tstamp": "2020-10-22 09:04:40",
@@ -50,8 +51,8 @@ def test_parse_records_normalises_every_field_of_a_good_row():
         seen_at=datetime(2020, 10, 22, 9, 4, 40, tzinfo=UTC),
         actor_ip=ActorIp("198.51.100.23", "IPv4-Addr"),
         actor_hostname="host-23.example.net",
-        actor_asn_org="AS64500 Example ISP",
-        actor_country_code="NL",
+        actor_asn=AutonomousSystem(64500, "Example ISP"),
+        actor_country=Country("NL", "Netherlands"),
         actor_city="Amsterdam",
         actor_region="North Holland",
         actor_timezone="Europe/Amsterdam",
@@ -60,8 +61,8 @@ def test_parse_records_normalises_every_field_of_a_good_row():
         c2_domain="c2.example.com",
         c2_domain_resolved=ActorIp("203.0.113.7", "IPv4-Addr"),
         c2_hostname="static.example.org",
-        c2_asn_org="AS64501 Hoster",
-        c2_country_code="DE",
+        c2_asn=AutonomousSystem(64501, "Hoster"),
+        c2_country=Country("DE", "Germany"),
         c2_city="Berlin",
         c2_region="Berlin",
         c2_timezone="Europe/Berlin",
@@ -177,8 +178,8 @@ def test_parse_records_html_unescapes_the_c2_url(text, expected):
 @pytest.mark.parametrize(("value", "expected"), [(64500, "64500"), (1.5, "1.5"), (0, "0")])
 def test_parse_records_coerces_numbers_to_text(value, expected):
     """A number where text is expected is kept as its text."""
-    record, dropped = parse_one(actorasnorg=value, cookie_id=value)
-    assert record.actor_asn_org == expected
+    record, dropped = parse_one(actorcity=value, cookie_id=value)
+    assert record.actor_city == expected
     assert record.cookie_id == expected
     assert dropped == Counter()
 
@@ -186,11 +187,29 @@ def test_parse_records_coerces_numbers_to_text(value, expected):
 @pytest.mark.parametrize("value", [True, False, ["a"], {"a": "b"}, []])
 def test_parse_records_counts_non_string_fields(value):
     """Booleans, lists and objects are counted as "not a string" and only that field is lost."""
-    record, dropped = parse_one(actorasnorg=value, actorip=value)
-    assert record.actor_asn_org is None
+    record, dropped = parse_one(actorcity=value, actorip=value)
+    assert record.actor_city is None
     assert record.actor_ip is None
     assert record.actor_hostname == "host-23.example.net"
-    assert dropped == Counter({"actorasnorg: not a string": 1, "actorip: not a string": 1})
+    assert dropped == Counter({"actorcity: not a string": 1, "actorip: not a string": 1})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("actorasnorg", "Example ISP", "actorasnorg: no AS number"),
+        ("c2asnorg", "AS0", "c2asnorg: no AS number"),
+        ("actorcountrycode", "XX", "actorcountrycode: not a country code"),
+        ("c2countrycode", "Germany", "c2countrycode: not a country code"),
+        ("c2", "not a url", "c2: not a URL"),
+        ("useragent", "agent\u0000with NUL", "useragent: not a user agent"),
+    ],
+)
+def test_parse_records_counts_unusable_context_fields(field, value, reason):
+    """Context that names nothing valid is left out and counted; nothing is invented from it."""
+    record, dropped = parse_one(**{field: value})
+    assert dropped == Counter({reason: 1})
+    assert record.actor_ip == ActorIp("198.51.100.23", "IPv4-Addr")
 
 
 @pytest.mark.parametrize(

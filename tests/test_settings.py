@@ -184,8 +184,13 @@ INVALID_SETTINGS = [
     pytest.param("MALBEACON_INDICATOR_SCORE_LEVEL", "-1", "integer from 0 to 100", id="score-negative"),
     pytest.param("MALBEACON_INDICATOR_SCORE_LEVEL", "abc", "integer from 0 to 100", id="score-abc"),
     pytest.param("MALBEACON_MAX_TLP", "purple", "TLP:CLEAR, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT, TLP:RED", id="tlp"),
-    pytest.param("CONNECTOR_SCOPE", "Url", "allowed: IPv4-Addr, IPv6-Addr, Domain-Name", id="scope-url"),
+    pytest.param(
+        "CONNECTOR_SCOPE", "Email-Addr", "allowed: IPv4-Addr, IPv6-Addr, Domain-Name, Url, User-Agent", id="scope-email"
+    ),
     pytest.param("CONNECTOR_SCOPE", "", "allowed: IPv4-Addr, IPv6-Addr, Domain-Name", id="scope-empty"),
+    pytest.param("MALBEACON_IP_LOOKUPS", "c2,actorhostname", "allowed: c2, c2ip, actorip", id="ip-lookups"),
+    pytest.param("MALBEACON_DOMAIN_LOOKUPS", "actorip", "allowed: c2, actorhostname", id="domain-lookups"),
+    pytest.param("MALBEACON_CREATE_INFRASTRUCTURE", "perhaps", "not a boolean", id="infrastructure-switch"),
     pytest.param("MALBEACON_API_BASE_URL", "ftp://x", "http(s) URL", id="base-url-ftp"),
     pytest.param("MALBEACON_API_BASE_URL", "not a url", "http(s) URL", id="base-url-garbage"),
     pytest.param("OPENCTI_URL", "opencti:8080", "http(s) URL", id="opencti-url-no-scheme"),
@@ -222,7 +227,8 @@ def test_every_invalid_setting_is_reported_at_once(monkeypatch, config_file):
         "MALBEACON_API_KEY": "ChangeMe",
         "MALBEACON_INDICATOR_SCORE_LEVEL": "abc",
         "MALBEACON_MAX_TLP": "purple",
-        "CONNECTOR_SCOPE": "Url",
+        "CONNECTOR_SCOPE": "Url,Email-Addr",
+        "MALBEACON_IP_LOOKUPS": "dns",
         "MALBEACON_API_BASE_URL": "ftp://x",
         "CONNECTOR_ID": "ChangeMe",
         "CONNECTOR_AUTO": "maybe",
@@ -336,3 +342,22 @@ def test_score_level_is_accepted_exactly_from_0_to_100(score):
                 load_settings(EnrichSettings, config_file=Path("absent.yml"))
             assert len(raised.value.problems) == 1
             assert raised.value.problems[0].startswith("MALBEACON_INDICATOR_SCORE_LEVEL (")
+
+
+def test_lookups_and_context_switches_have_documented_defaults_and_read_lists(monkeypatch, config_file):
+    set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
+    defaults = load_settings(EnrichSettings, config_file=config_file).malbeacon
+    assert (defaults.ip_lookups, defaults.domain_lookups) == (("c2",), ("c2",))
+    assert (defaults.create_infrastructure, defaults.add_autonomous_systems, defaults.add_countries) == (True,) * 3
+    assert (defaults.add_labels, defaults.add_seen_times, defaults.add_user_agents) == (True, True, False)
+    set_env(
+        monkeypatch,
+        MALBEACON_IP_LOOKUPS=" C2 , actorIP,c2ip ",
+        MALBEACON_DOMAIN_LOOKUPS="actorhostname",
+        MALBEACON_ADD_USER_AGENTS="true",
+        CONNECTOR_SCOPE="url,user-agent",
+    )
+    chosen = load_settings(EnrichSettings, config_file=config_file).malbeacon
+    assert chosen.ip_lookups == ("c2", "actorip", "c2ip")
+    assert chosen.domain_lookups == ("actorhostname",)
+    assert chosen.add_user_agents is True

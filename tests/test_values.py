@@ -7,7 +7,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from malbeacon_connector.values import STIX_TYPES, normalise_hostname, normalise_ip, normalise_value
+from malbeacon_connector.values import (
+    STIX_TYPES,
+    AutonomousSystem,
+    Country,
+    normalise_hostname,
+    normalise_ip,
+    normalise_value,
+    parse_asn,
+    parse_country,
+    url_host,
+)
 
 RFC1123_HOSTNAME = re.compile(
     r"(?=.{1,253}\Z)"  # at most 253 characters
@@ -187,33 +197,94 @@ def test_normalise_value_accepts_a_matching_explicit_type(value, entity_type, ex
 
 
 @pytest.mark.parametrize(
-    ("value", "entity_type"),
+    ("value", "entity_type", "expected"),
     [
-        ("2001:db8::1", "IPv4-Addr"),
-        ("example.com", "IPv4-Addr"),
-        ("203.0.113.7", "IPv6-Addr"),
-        ("203.0.113.7", "Domain-Name"),
-        ("2001:db8::1", "Domain-Name"),
-        ("localhost", "Domain-Name"),
+        ("2001:db8::1", "IPv4-Addr", "an IPv4 address"),
+        ("example.com", "IPv4-Addr", "an IPv4 address"),
+        ("203.0.113.7", "IPv6-Addr", "an IPv6 address"),
+        ("203.0.113.7", "Domain-Name", "a domain name"),
+        ("2001:db8::1", "Domain-Name", "a domain name"),
+        ("localhost", "Domain-Name", "a domain name"),
+        ("example.com", "Url", "a URL"),
+        ("", "User-Agent", "a user agent"),
+        ("bad\nagent", "User-Agent", "a user agent"),
     ],
 )
-def test_normalise_value_rejects_a_mismatched_explicit_type(value, entity_type):
-    """A value that is not of the given type raises, naming the value and the expected type."""
-    with pytest.raises(ValueError, match=re.escape(f"{value!r} is not {entity_type}")):
+def test_normalise_value_rejects_a_mismatched_explicit_type(value, entity_type, expected):
+    """A value that is not of the given type raises, naming the value and the expected kind."""
+    with pytest.raises(ValueError, match=re.escape(f"{value!r} is not {expected}")):
         normalise_value(value, entity_type)
 
 
-@pytest.mark.parametrize("value", ["localhost", "_x", "999.1.2.3", "", "http://example.com/"])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("http://panel.example.com/gate.php?a=1", ("http://panel.example.com/gate.php?a=1", "Url")),
+        (" https://[2001:db8::7]/c2 ", ("https://[2001:db8::7]/c2", "Url")),
+    ],
+)
+def test_normalise_value_infers_urls(value, expected):
+    assert normalise_value(value) == expected
+
+
+def test_a_user_agent_is_accepted_only_when_named():
+    agent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/118.0"
+    assert normalise_value(agent, "User-Agent") == (agent, "User-Agent")
+    with pytest.raises(ValueError):
+        normalise_value(agent)
+
+
+@pytest.mark.parametrize("value", ["localhost", "_x", "999.1.2.3", "", "http://", "no-scheme.example.com/path"])
 def test_normalise_value_rejects_untyped_garbage_naming_every_accepted_kind(value):
-    """Without a type, the error lists the three kinds of value accepted."""
-    with pytest.raises(ValueError, match="an IPv4 address, an IPv6 address or a domain name"):
+    """Without a type, the error lists the kinds of value that can be inferred."""
+    with pytest.raises(ValueError, match="an IP address, a domain name or a URL"):
         normalise_value(value)
 
 
-@pytest.mark.parametrize("entity_type", ["Url", "ipv4-addr", "Email-Addr", ""])
+@pytest.mark.parametrize("entity_type", ["url", "ipv4-addr", "Email-Addr", ""])
 def test_normalise_value_rejects_an_unknown_type_listing_the_allowed_ones(entity_type):
     """An unsupported type raises, even when the value itself would be fine."""
     with pytest.raises(ValueError, match="unsupported type") as raised:
         normalise_value("203.0.113.7", entity_type)
     for allowed in STIX_TYPES:
         assert allowed in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("AS64500 Example ISP", AutonomousSystem(64500, "Example ISP")),
+        ("as15169  Google   LLC", AutonomousSystem(15169, "Google LLC")),
+        ("AS4294967295", AutonomousSystem(4294967295, "AS4294967295")),
+        ("AS0 Reserved", None),
+        ("AS4294967296 Too big", None),
+        ("Example ISP", None),
+        ("ASN64500", None),
+        ("", None),
+    ],
+)
+def test_parse_asn_reads_the_number_and_name_of_an_asnorg(text, expected):
+    assert parse_asn(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [("NL", Country("NL", "Netherlands")), ("de", Country("DE", "Germany")), ("XX", None), ("NLD", None), ("", None)],
+)
+def test_parse_country_knows_iso_alpha_2_codes(code, expected):
+    assert parse_country(code) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://203.0.113.7/panel/x.php", ("203.0.113.7", "IPv4-Addr")),
+        ("http://[2001:DB8::7]/c2", ("2001:db8::7", "IPv6-Addr")),
+        ("https://Panel.Example.NET:8443/gate", ("panel.example.net", "Domain-Name")),
+        ("http://localhost/gate", None),
+        ("http://_bad_.example.com/", None),
+        ("not a url", None),
+    ],
+)
+def test_url_host_is_a_validated_ip_or_host_name(url, expected):
+    assert url_host(url) == expected

@@ -14,7 +14,7 @@ from . import __version__
 from .bundle import make_bundle, merge_objects
 from .client import client_from_settings
 from .converter import convert
-from .enrichment import LOOKUP_PLAN, EnrichmentResult, enrich, entity_for_value
+from .enrichment import EnrichmentResult, conversion_options, enrich, entity_for_value, lookup_plan
 from .settings import EnrichSettings, MalbeaconSettings, SettingsError, load_settings
 from .simulator import MalbeaconSimulator, load_sample_data, read_data_file
 from .tlp import MARKING_DEFINITIONS, normalise_tlp
@@ -111,7 +111,7 @@ def run_enrich(args: argparse.Namespace, settings: MalbeaconSettings) -> int:
         raise UsageError(f"--tlp: {error}") from None
     targets = _targets(_read_values(args), args.type)
     results = enrich_values(targets, tlp, settings, progress=sys.stderr if args.input and sys.stderr.isatty() else None)
-    bundle = bundle_for(results, settings.indicator_score_level)
+    bundle = bundle_for(results, settings)
     _write(bundle, args.output)
     _print_summary(results, bundle, args.output)
     return EXIT_API_FAILED if any(result.error for result in results) else EXIT_OK
@@ -122,11 +122,12 @@ def enrich_values(
 ) -> list[EnrichmentResult]:
     """Enrich each `(value, entity type)` with the settings' client, reporting progress if asked."""
     client = client_from_settings(settings)
+    plan = lookup_plan(settings)
     results = []
     try:
         for done, (value, entity_type) in enumerate(targets, start=1):
             entity = entity_for_value(value, entity_type, tlp)
-            results.append(enrich(client, entity, LOOKUP_PLAN[entity_type]))
+            results.append(enrich(client, entity, plan[entity_type]))
             if progress is not None:
                 _draw_progress(progress, done, len(targets))
     finally:
@@ -134,9 +135,10 @@ def enrich_values(
     return results
 
 
-def bundle_for(results: Sequence[EnrichmentResult], score: int) -> dict:
+def bundle_for(results: Sequence[EnrichmentResult], settings: MalbeaconSettings) -> dict:
     """One bundle: the enriched values (updated when found) and everything derived from them."""
-    conversion = convert([result.as_enrichment() for result in results], score=score, now=datetime.now(UTC))
+    enrichments = [result.as_enrichment() for result in results]
+    conversion = convert(enrichments, conversion_options(settings), now=datetime.now(UTC))
     originals = [result.entity.stix_object for result in results]
     markings = {
         MARKING_DEFINITIONS[result.entity.tlp]["id"]: MARKING_DEFINITIONS[result.entity.tlp]
@@ -208,7 +210,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"Bundled Malbeacon simulator on {simulator.base_url}", file=sys.stderr)
         values = [*sorted(simulator.data.get("c2", {})), "198.51.100.250"]
         results = enrich_values(_targets(values, None), "TLP:AMBER", settings)
-    bundle = bundle_for(results, settings.indicator_score_level)
+    bundle = bundle_for(results, settings)
     _write(bundle, args.output)
     _print_summary(results, bundle, args.output)
     return EXIT_API_FAILED if any(result.error for result in results) else EXIT_OK

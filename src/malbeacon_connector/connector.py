@@ -22,7 +22,7 @@ from pycti import OpenCTIConnectorHelper
 from .bundle import make_bundle, merge_objects
 from .client import MalbeaconClient, client_from_settings
 from .converter import EnrichedEntity, convert
-from .enrichment import LOOKUP_PLAN, enrich
+from .enrichment import conversion_options, enrich, lookup_plan
 from .gate import entity_tlp, in_scope
 from .settings import Settings, SettingsError, read_config_file, settings_from
 from .values import normalise_value
@@ -43,6 +43,8 @@ class MalbeaconConnector:
         self._settings = settings
         self._helper = helper
         self._client = client
+        self._plan = lookup_plan(settings.malbeacon)
+        self._options = conversion_options(settings.malbeacon)
 
     def process_message(self, data: dict[str, Any]) -> str:
         """The helper's callback: returns the work message, raises EnrichmentFailed on failure."""
@@ -76,15 +78,13 @@ class MalbeaconConnector:
         except ValueError as error:
             return self._done_without_lookup(stix_objects, f"cannot be looked up in Malbeacon: {error}")
         entity = EnrichedEntity(stix_entity, entity_type, normalised, tlp)
-        result = enrich(self._client, entity, LOOKUP_PLAN[entity_type])
+        result = enrich(self._client, entity, self._plan[entity_type])
         self._helper.connector_logger.info("Malbeacon enrichment", {"summary": result.summary()})
         if result.error is not None:
             raise EnrichmentFailed(result.summary())
         if not result.found:
             return self._done_without_lookup(stix_objects, result.summary())
-        conversion = convert(
-            [result.as_enrichment()], score=settings.malbeacon.indicator_score_level, now=datetime.now(UTC)
-        )
+        conversion = convert([result.as_enrichment()], self._options, now=datetime.now(UTC))
         objects = merge_objects(stix_objects, conversion.objects)
         self._send(objects)
         return f"{result.summary()}; {len(objects)} objects sent"

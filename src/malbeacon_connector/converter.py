@@ -1,30 +1,35 @@
 """Records -> STIX 2.1 objects, as plain JSON-ready dicts. Pure: no I/O, no clock.
 
-For every distinct actor IP and host name: an observable, an indicator `based-on` it and
-a `related-to` relationship to each enriched observable the actor reached; a host name
-`resolves-to` each IP it was seen with. The enriched observable gets an external
-reference to Malbeacon. Ids are deterministic, each object appears once, and derived
-objects carry the most restrictive TLP of the entities they come from.
+- Every distinct actor IP and host name: an observable and an indicator `based-on` it; a host
+  name `resolves-to` each IP it was seen with; an actor IP `belongs-to` its autonomous system and
+  is `located-at` its country.
+- Every C2 panel: an `infrastructure` (command-and-control) that `consists-of` the enriched
+  observable (when it is the C2) and the C2's domain, resolved IP and URL, and
+  `communicates-with` every actor that logged into it. The C2's IP `belongs-to` its AS and is
+  `located-at` its country. With infrastructures switched off, actors are `related-to` the
+  enriched C2 instead.
+- When the enriched value is itself the actor (`actorip`, `actorhostname` lookups), it is
+  linked to the panels it reached; for a user agent, the actors who used it are `related-to` it.
+- The enriched observable gets Malbeacon's external reference, the tags as labels, and its
+  score raised to the configured level.
+
+Ids are deterministic, each object appears once, and derived objects carry the most
+restrictive TLP of the entities they come from.
 """
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from .patterns import value_pattern
+from .enriched_entity import updated_entity
 from .records import BeaconRecord
-from .stix_ids import identity_id, indicator_id, observable_id, relationship_id
-from .tlp import MARKING_DEFINITIONS, marking_id, most_restrictive, tlp_rank
-from .values import STIX_TYPES
+from .stix_builder import StixBuilder, stix_time
+from .tlp import most_restrictive
+from .values import IP_TYPES, AutonomousSystem, Country, url_host
 
-AUTHOR_NAME = "Malbeacon"
-AUTHOR_ID = identity_id(AUTHOR_NAME, "organization")
-SCO_EXTENSION = "extension-definition--f93e2c80-4231-4f9a-af8b-95c9bd566a82"
-_AUTHOR_DESCRIPTION = (
-    "Malbeacon implants beacons in malware bot check-in traffic: the adversaries who log into "
-    "those malware C2 panels can then be tracked to their origin networks."
-)
+ENDPOINT_ROLES = {"c2": "c2", "c2ip": "c2", "actorip": "actor", "actorhostname": "actor", "useragent": "user-agent"}
+
+Key = tuple[str, str]  # (OpenCTI entity type, value)
 
 
 @dataclass(frozen=True)
@@ -40,14 +45,47 @@ class EnrichedEntity:
     def stix_id(self) -> str:
         return self.stix_object["id"]
 
+    @property
+    def key(self) -> Key:
+        return self.entity_type, self.value
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The records of one Malbeacon endpoint for the enriched value."""
+
+    endpoint: str
+    records: Sequence[BeaconRecord]
+
+    @property
+    def role(self) -> str:
+        """What the enriched value is in these records: the `c2`, the `actor`, or a `user-agent`."""
+        return ENDPOINT_ROLES[self.endpoint]
+
 
 @dataclass
 class Enrichment:
-    """One entity and the records Malbeacon returned for it (from every lookup made)."""
+    """One entity and the lookups made for it."""
 
     entity: EnrichedEntity
-    records: Sequence[BeaconRecord]
-    lookups: Sequence[str] = ()
+    lookups: Sequence[Lookup] = ()
+
+    @property
+    def records(self) -> list[BeaconRecord]:
+        return [record for lookup in self.lookups for record in lookup.records]
+
+
+@dataclass(frozen=True)
+class ConversionOptions:
+    """What to build besides actors and indicators; see the settings of the same names."""
+
+    score: int = 50
+    infrastructure: bool = True
+    autonomous_systems: bool = True
+    countries: bool = True
+    labels: bool = True
+    seen_times: bool = True
+    user_agents: bool = False
 
 
 @dataclass
@@ -55,214 +93,293 @@ class Conversion:
     """The new objects (and updated entities) of a conversion, with what they hold."""
 
     objects: list[dict]
-    actor_ips: int
-    actor_hostnames: int
+    actor_ips: int = 0
+    actor_hostnames: int = 0
+    infrastructures: int = 0
 
 
 @dataclass
-class _Actor:
-    """What all records say about one actor IP or host name."""
+class _Seen:
+    """First and last beacon times of something."""
 
-    entity_type: str
-    value: str
-    first_seen: datetime | None = None
-    last_seen: datetime | None = None
-    tags: dict[str, None] = field(default_factory=dict)
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def add(self, moment: datetime | None) -> None:
+        if moment is not None:
+            self.first = moment if self.first is None else min(self.first, moment)
+            self.last = moment if self.last is None else max(self.last, moment)
+
+    def text(self) -> str:
+        if self.first is None or self.last is None:
+            return ""
+        return f" (first seen {stix_time(self.first)}, last seen {stix_time(self.last)})"
+
+
+@dataclass
+class _Fact:
+    """Something seen in records of entities of some TLPs, with their times and tags."""
+
+    seen: _Seen = field(default_factory=_Seen)
     tlps: set[str] = field(default_factory=set)
-    targets: dict[str, str] = field(default_factory=dict)  # enriched entity id -> its TLP
-
-    @property
-    def stix_type(self) -> str:
-        return STIX_TYPES[self.entity_type]
+    tags: dict[str, None] = field(default_factory=dict)
 
     @property
     def tlp(self) -> str:
         return most_restrictive(self.tlps)
 
-    def observe(self, record: BeaconRecord, entity: EnrichedEntity) -> None:
-        seen = record.seen_at
-        if seen is not None:
-            self.first_seen = seen if self.first_seen is None else min(self.first_seen, seen)
-            self.last_seen = seen if self.last_seen is None else max(self.last_seen, seen)
-        self.tags.update(dict.fromkeys(record.tags))
-        self.tlps.add(entity.tlp)
-        self.targets[entity.stix_id] = entity.tlp
-
-
-def stix_time(moment: datetime) -> str:
-    """A STIX timestamp: UTC, millisecond precision, `Z` suffix."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-class _Builder:
-    """Accumulates the objects of one conversion, each id once."""
-
-    def __init__(self, score: int, now: datetime) -> None:
-        self.score = score
-        self.now = stix_time(now)
-        self.objects: dict[str, dict] = {}
-        self.tlps: set[str] = set()
-
-    def add(self, stix_object: dict) -> str:
-        self.objects.setdefault(stix_object["id"], stix_object)
-        return stix_object["id"]
-
-    def markings(self, tlp: str) -> list[str]:
+    def observe(self, record: BeaconRecord, tlp: str) -> None:
+        self.seen.add(record.seen_at)
         self.tlps.add(tlp)
-        return [marking_id(tlp)]
+        self.tags.update(dict.fromkeys(record.tags))
 
-    def author(self) -> None:
-        self.add(
-            {
-                "type": "identity",
-                "spec_version": "2.1",
-                "id": AUTHOR_ID,
-                "created": self.now,
-                "modified": self.now,
-                "name": AUTHOR_NAME,
-                "identity_class": "organization",
-                "description": _AUTHOR_DESCRIPTION,
-                "external_references": [{"source_name": AUTHOR_NAME, "url": "https://malbeacon.com/"}],
-            }
+
+@dataclass
+class _Actor(_Fact):
+    """An actor IP or host name."""
+
+    targets: dict[str, str] = field(default_factory=dict)  # enriched id -> TLP, for related-to
+    systems: set[AutonomousSystem] = field(default_factory=set)
+    countries: set[Country] = field(default_factory=set)
+    agents: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Panel(_Fact):
+    """A C2 panel, named after its host."""
+
+    enriched: dict[str, str] = field(default_factory=dict)  # enriched id (the C2 itself) -> TLP
+    parts: dict[Key, set[str]] = field(default_factory=dict)  # C2 observable -> TLPs
+    actors: dict[Key, _Seen] = field(default_factory=dict)
+
+
+@dataclass
+class _C2Address:
+    """What the records say about a C2 server's IP address."""
+
+    tlps: set[str] = field(default_factory=set)
+    systems: set[AutonomousSystem] = field(default_factory=set)
+    countries: set[Country] = field(default_factory=set)
+
+
+class _Graph:
+    """What all records say, gathered before any object is built."""
+
+    def __init__(self, options: ConversionOptions) -> None:
+        self.options = options
+        self.actors: dict[Key, _Actor] = {}
+        self.panels: dict[str, _Panel] = {}
+        self.addresses: dict[Key, _C2Address] = {}
+        self.resolutions: dict[tuple[Key, Key], None] = {}  # (host name, IP), in order seen
+        self.enriched_ids: dict[Key, str] = {}
+
+    def add(self, entity: EnrichedEntity, lookup: Lookup) -> None:
+        self.enriched_ids[entity.key] = entity.stix_id
+        for record in lookup.records:
+            actor_keys = self._add_actors(entity, lookup.role, record)
+            panel_name = _panel_name(record, entity, lookup.role)
+            if self.options.infrastructure and panel_name is not None:
+                self._add_panel(panel_name, entity, lookup.role, record, actor_keys)
+
+    def _add_actors(self, entity: EnrichedEntity, role: str, record: BeaconRecord) -> list[Key]:
+        ip_key = (record.actor_ip.entity_type, record.actor_ip.value) if record.actor_ip else None
+        host_key = ("Domain-Name", record.actor_hostname) if record.actor_hostname else None
+        keys = [key for key in (ip_key, host_key) if key is not None]
+        if role == "actor" and entity.key not in keys:
+            keys.append(entity.key)
+        for key in keys:
+            actor = self.actors.setdefault(key, _Actor())
+            actor.observe(record, entity.tlp)
+            if role == "user-agent" or (role == "c2" and not self.options.infrastructure):
+                actor.targets[entity.stix_id] = entity.tlp
+        if ip_key is not None:
+            actor = self.actors[ip_key]
+            actor.systems.update([record.actor_asn] if record.actor_asn else [])
+            actor.countries.update([record.actor_country] if record.actor_country else [])
+            actor.agents.update([record.user_agent] if record.user_agent else [])
+        if ip_key is not None and host_key is not None:
+            self.resolutions[(host_key, ip_key)] = None
+        return keys
+
+    def _add_panel(
+        self, name: str, entity: EnrichedEntity, role: str, record: BeaconRecord, actor_keys: list[Key]
+    ) -> None:
+        panel = self.panels.setdefault(name, _Panel())
+        panel.observe(record, entity.tlp)
+        if role == "c2":
+            panel.enriched[entity.stix_id] = entity.tlp
+        domain = ("Domain-Name", record.c2_domain) if record.c2_domain else None
+        resolved = (
+            (record.c2_domain_resolved.entity_type, record.c2_domain_resolved.value)
+            if (record.c2_domain_resolved)
+            else None
         )
-
-    def actor(self, actor: _Actor) -> str:
-        seen = _seen_text(actor)
-        observable = {
-            "type": actor.stix_type,
-            "spec_version": "2.1",
-            "id": "",
-            "value": actor.value,
-            "object_marking_refs": self.markings(actor.tlp),
-            "x_opencti_score": self.score,
-            "x_opencti_description": f"Malbeacon saw this actor log into C2 panels{seen}.",
-            "x_opencti_created_by_ref": AUTHOR_ID,
-        }
-        observable["id"] = observable_id(actor.stix_type, actor.value)
-        if actor.tags:
-            observable["x_opencti_labels"] = list(actor.tags)
-        self.add(observable)
-        pattern = value_pattern(actor.stix_type, actor.value)
-        indicator = {
-            "type": "indicator",
-            "spec_version": "2.1",
-            "id": indicator_id(pattern),
-            "created": self.now,
-            "modified": self.now,
-            "name": actor.value,
-            "description": f"Actor infrastructure: logged into C2 panels tracked by Malbeacon{seen}.",
-            "indicator_types": ["attribution"],
-            "pattern": pattern,
-            "pattern_type": "stix",
-            "valid_from": stix_time(actor.first_seen) if actor.first_seen else self.now,
-            "created_by_ref": AUTHOR_ID,
-            "object_marking_refs": self.markings(actor.tlp),
-            "x_opencti_score": self.score,
-            "x_opencti_main_observable_type": actor.entity_type,
-        }
-        if actor.tags:
-            indicator["labels"] = list(actor.tags)
-        self.add(indicator)
-        self.relationship("based-on", indicator["id"], observable["id"], actor.tlp)
-        return observable["id"]
-
-    def relationship(self, relationship_type: str, source: str, target: str, tlp: str, description: str = "") -> None:
-        relationship = {
-            "type": "relationship",
-            "spec_version": "2.1",
-            "id": relationship_id(relationship_type, source, target),
-            "created": self.now,
-            "modified": self.now,
-            "relationship_type": relationship_type,
-            "source_ref": source,
-            "target_ref": target,
-            "created_by_ref": AUTHOR_ID,
-            "object_marking_refs": self.markings(tlp),
-        }
-        if description:
-            relationship["description"] = description
-        self.add(relationship)
-
-    def ordered(self) -> list[dict]:
-        markings = [MARKING_DEFINITIONS[tlp] for tlp in sorted(self.tlps, key=tlp_rank)]
-        return markings + list(self.objects.values())
+        for part in (domain, resolved, ("Url", record.c2_url) if record.c2_url else None):
+            if part is not None:
+                panel.parts.setdefault(part, set()).add(entity.tlp)
+        if domain is not None and resolved is not None:
+            self.resolutions[(domain, resolved)] = None
+        address = resolved or _url_ip(record.c2_url) or (entity.key if role == "c2" and _is_ip(entity.key) else None)
+        if address is not None and (record.c2_asn or record.c2_country):
+            facts = self.addresses.setdefault(address, _C2Address())
+            facts.tlps.add(entity.tlp)
+            facts.systems.update([record.c2_asn] if record.c2_asn else [])
+            facts.countries.update([record.c2_country] if record.c2_country else [])
+        for key in actor_keys:
+            panel.actors.setdefault(key, _Seen()).add(record.seen_at)
 
 
-def _seen_text(actor: _Actor) -> str:
-    if actor.first_seen is None or actor.last_seen is None:
-        return ""
-    return f" (first seen {stix_time(actor.first_seen)}, last seen {stix_time(actor.last_seen)})"
+def _is_ip(key: Key) -> bool:
+    return key[0] in IP_TYPES
 
 
-def with_external_reference(stix_object: dict, reference: dict) -> dict:
-    """A copy of an observable with `reference` added to its OpenCTI extension (replacing an older one)."""
-    updated = copy.deepcopy(stix_object)
-    updated.pop("x_opencti_external_references", None)
-    extension = updated.setdefault("extensions", {}).setdefault(SCO_EXTENSION, {"extension_type": "property-extension"})
-    key = (reference["source_name"], reference.get("external_id"))
-    kept = [
-        ref
-        for ref in extension.get("external_references", [])
-        if (ref.get("source_name"), ref.get("external_id")) != key
-    ]
-    extension["external_references"] = [*kept, reference]
-    return updated
+def _url_ip(url: str | None) -> Key | None:
+    host = url_host(url) if url else None
+    return host[::-1] if host is not None and _is_ip(host[::-1]) else None
+
+
+def _panel_name(record: BeaconRecord, entity: EnrichedEntity, role: str) -> str | None:
+    """The host naming a C2 panel: its domain, its URL's host, or the enriched value when it is the C2."""
+    if record.c2_domain:
+        return record.c2_domain
+    host = url_host(record.c2_url) if record.c2_url else None
+    if host is not None:
+        return host[0]
+    return entity.value if role == "c2" else None
+
+
+class _Writer:
+    """Turns the gathered graph into STIX objects."""
+
+    def __init__(self, graph: _Graph, builder: StixBuilder) -> None:
+        self.graph = graph
+        self.options = graph.options
+        self.builder = builder
+        self.ids: dict[Key, str] = dict(graph.enriched_ids)
+        self.tlps: dict[str, str] = {}  # object id -> TLP, for relationships
+
+    def link(self, relationship_type: str, source: str, target: str, description: str = "") -> None:
+        tlp = most_restrictive([self.tlps.get(source, "TLP:CLEAR"), self.tlps.get(target, "TLP:CLEAR")])
+        self.builder.relationship(relationship_type, source, target, tlp, description)
+
+    def observable(self, key: Key, tlp: str, **details: object) -> str:
+        if key not in self.ids:
+            self.ids[key] = self.builder.observable(key[0], key[1], tlp, **details)  # type: ignore[arg-type]
+        self.tlps[self.ids[key]] = most_restrictive([self.tlps.get(self.ids[key], "TLP:CLEAR"), tlp])
+        return self.ids[key]
+
+    def actors(self) -> None:
+        for key, actor in self.graph.actors.items():
+            labels = list(actor.tags) if self.options.labels else None
+            seen = actor.seen.text() if self.options.seen_times else ""
+            enriched = key in self.ids
+            actor_id = self.observable(
+                key, actor.tlp, description=f"Malbeacon saw this actor log into C2 panels{seen}.", labels=labels
+            )
+            if not enriched:
+                indicator_id = self.builder.indicator(
+                    key[0],
+                    key[1],
+                    actor.tlp,
+                    actor.seen.first,
+                    f"Actor infrastructure: logged into C2 panels tracked by Malbeacon{seen}.",
+                    labels,
+                )
+                self.tlps[indicator_id] = actor.tlp
+                self.link("based-on", indicator_id, actor_id)
+            for target, target_tlp in actor.targets.items():
+                self.tlps.setdefault(target, target_tlp)
+                if target != actor_id:
+                    self.link("related-to", actor_id, target, "Logged into this C2 panel or used this user agent")
+            self.context(actor_id, actor.systems, actor.countries)
+            if self.options.user_agents:
+                for agent in sorted(actor.agents):
+                    self.link(
+                        "related-to",
+                        actor_id,
+                        self.observable(("User-Agent", agent), actor.tlp),
+                        "Browser user agent of this actor when logging into a C2 panel",
+                    )
+
+    def context(self, address_id: str, systems: set[AutonomousSystem], countries: set[Country]) -> None:
+        if self.options.autonomous_systems:
+            for system in sorted(systems, key=lambda item: item.number):
+                self.link("belongs-to", address_id, self.builder.autonomous_system(system))
+        if self.options.countries:
+            for country in sorted(countries, key=lambda item: item.code):
+                self.link("located-at", address_id, self.builder.country(country))
+
+    def panels(self) -> None:
+        for name, panel in self.graph.panels.items():
+            labels = list(panel.tags) if self.options.labels else None
+            seen = panel.seen if self.options.seen_times else _Seen()
+            panel_id = self.builder.infrastructure(
+                f"C2 panel {name}",
+                panel.tlp,
+                f"Command-and-control panel at {name}, tracked by Malbeacon.",
+                seen.first,
+                seen.last,
+                labels,
+            )
+            self.tlps[panel_id] = panel.tlp
+            for enriched_id, tlp in panel.enriched.items():
+                self.tlps.setdefault(enriched_id, tlp)
+                self.link("consists-of", panel_id, enriched_id)
+            for part, tlps in panel.parts.items():
+                self.link("consists-of", panel_id, self.observable(part, most_restrictive(tlps), score=True))
+            for key, actor_seen in panel.actors.items():
+                when = actor_seen.text() if self.options.seen_times else ""
+                self.link("communicates-with", panel_id, self.ids[key], f"This actor logged into the panel{when}.")
+        for address, facts in self.graph.addresses.items():
+            if address in self.ids:
+                self.context(self.ids[address], facts.systems, facts.countries)
+
+    def resolutions(self) -> None:
+        for host, address in self.graph.resolutions:
+            if host in self.ids and address in self.ids:
+                self.link("resolves-to", self.ids[host], self.ids[address])
 
 
 def malbeacon_reference(enrichment: Enrichment) -> dict:
     """The external reference telling what Malbeacon knows of an enriched value."""
-    times = sorted(record.seen_at for record in enrichment.records if record.seen_at is not None)
+    records = enrichment.records
+    times = sorted(record.seen_at for record in records if record.seen_at is not None)
     span = f", from {stix_time(times[0])} to {stix_time(times[-1])}" if times else ""
-    lookups = ", ".join(enrichment.lookups) or f"c2/c2/{enrichment.entity.value}"
+    lookups = ", ".join(
+        f"c2/{lookup.endpoint}/{enrichment.entity.value}" for lookup in enrichment.lookups if lookup.records
+    )
     return {
-        "source_name": AUTHOR_NAME,
+        "source_name": "Malbeacon",
         "external_id": lookups,
-        "description": f"Known to Malbeacon as a C2: {len(enrichment.records)} beacon record(s){span}.",
+        "description": f"Known to Malbeacon: {len(records)} beacon record(s){span}.",
     }
 
 
-def convert(enrichments: Sequence[Enrichment], *, score: int, now: datetime) -> Conversion:
+def convert(enrichments: Sequence[Enrichment], options: ConversionOptions, now: datetime) -> Conversion:
     """The STIX objects for some enrichments; entities with records come back updated."""
-    builder = _Builder(score, now)
-    actors: dict[tuple[str, str], _Actor] = {}
-    resolutions: dict[tuple[tuple[str, str], tuple[str, str]], str] = {}  # (host name, IP) -> TLP
-    for enrichment in enrichments:
-        entity = enrichment.entity
-        for record in enrichment.records:
-            for key in _actor_keys(record):
-                actors.setdefault(key, _Actor(*key)).observe(record, entity)
-            if record.actor_ip and record.actor_hostname:
-                pair = (("Domain-Name", record.actor_hostname), (record.actor_ip.entity_type, record.actor_ip.value))
-                resolutions[pair] = most_restrictive([resolutions.get(pair, "TLP:CLEAR"), entity.tlp])
     found = [enrichment for enrichment in enrichments if enrichment.records]
     if not found:
-        return Conversion([], 0, 0)
+        return Conversion([])
+    graph = _Graph(options)
+    for enrichment in found:
+        for lookup in enrichment.lookups:
+            graph.add(enrichment.entity, lookup)
+    builder = StixBuilder(options.score, now)
     builder.author()
     for enrichment in found:
-        builder.add(with_external_reference(enrichment.entity.stix_object, malbeacon_reference(enrichment)))
-    actor_ids: dict[tuple[str, str], str] = {}
-    for key, actor in actors.items():
-        actor_ids[key] = builder.actor(actor)
-        for target, target_tlp in actor.targets.items():
-            if target == actor_ids[key]:  # the enriched value is itself one of the actors
-                continue
-            builder.relationship(
-                "related-to",
-                actor_ids[key],
-                target,
-                most_restrictive([actor.tlp, target_tlp]),
-                "Logged into this C2 panel (Malbeacon beacon)",
+        tags = [tag for record in enrichment.records for tag in record.tags] if options.labels else []
+        entity = enrichment.entity
+        builder.add(
+            updated_entity(
+                entity.stix_object, malbeacon_reference(enrichment), list(dict.fromkeys(tags)), options.score
             )
-    for (hostname, ip), tlp in resolutions.items():
-        builder.relationship("resolves-to", actor_ids[hostname], actor_ids[ip], tlp)
-    ip_count = sum(1 for entity_type, _ in actors if entity_type != "Domain-Name")
-    return Conversion(builder.ordered(), ip_count, len(actors) - ip_count)
-
-
-def _actor_keys(record: BeaconRecord) -> list[tuple[str, str]]:
-    values = []
-    if record.actor_ip is not None:
-        values.append((record.actor_ip.entity_type, record.actor_ip.value))
-    if record.actor_hostname is not None:
-        values.append(("Domain-Name", record.actor_hostname))
-    return values
+        )
+    writer = _Writer(graph, builder)
+    for enrichment in found:
+        writer.tlps[enrichment.entity.stix_id] = enrichment.entity.tlp
+    writer.actors()
+    writer.panels()
+    writer.resolutions()
+    ips = sum(1 for key in graph.actors if _is_ip(key) and key not in graph.enriched_ids)
+    hostnames = sum(1 for key in graph.actors if not _is_ip(key) and key not in graph.enriched_ids)
+    return Conversion(builder.ordered(), ips, hostnames, len(graph.panels))

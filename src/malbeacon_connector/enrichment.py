@@ -4,15 +4,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .client import MalbeaconClient
-from .converter import EnrichedEntity, Enrichment
+from .converter import ConversionOptions, EnrichedEntity, Enrichment, Lookup
 from .errors import MalbeaconError
 from .records import ParsedRecords, parse_records
+from .settings import MalbeaconSettings
 from .stix_ids import observable_id
 from .tlp import marking_id
 from .values import STIX_TYPES
 
-# Which Malbeacon endpoints each entity type asks: the enriched value is looked up as a C2.
-LOOKUP_PLAN: dict[str, tuple[str, ...]] = {entity_type: ("c2",) for entity_type in STIX_TYPES}
+
+def lookup_plan(settings: MalbeaconSettings) -> dict[str, tuple[str, ...]]:
+    """Which Malbeacon endpoints each entity type asks (one API call each)."""
+    return {
+        "IPv4-Addr": settings.ip_lookups,
+        "IPv6-Addr": settings.ip_lookups,
+        "Domain-Name": settings.domain_lookups,
+        "Url": ("c2",),
+        "User-Agent": ("useragent",),
+    }
+
+
+def conversion_options(settings: MalbeaconSettings) -> ConversionOptions:
+    """The converter's options from the `malbeacon` settings."""
+    return ConversionOptions(
+        score=settings.indicator_score_level,
+        infrastructure=settings.create_infrastructure,
+        autonomous_systems=settings.add_autonomous_systems,
+        countries=settings.add_countries,
+        labels=settings.add_labels,
+        seen_times=settings.add_seen_times,
+        user_agents=settings.add_user_agents,
+    )
 
 
 @dataclass
@@ -21,7 +43,7 @@ class EnrichmentResult:
 
     entity: EnrichedEntity
     parsed: ParsedRecords = field(default_factory=ParsedRecords)
-    lookups: list[str] = field(default_factory=list)
+    lookups: list[Lookup] = field(default_factory=list)
     error: MalbeaconError | None = None
 
     @property
@@ -29,9 +51,8 @@ class EnrichmentResult:
         return self.error is None and bool(self.parsed.records)
 
     def as_enrichment(self) -> Enrichment:
-        """The input of the converter (no records when the lookups failed)."""
-        records = self.parsed.records if self.error is None else []
-        return Enrichment(self.entity, records, self.lookups)
+        """The input of the converter (no lookups when one of them failed)."""
+        return Enrichment(self.entity, self.lookups if self.error is None else [])
 
     def summary(self) -> str:
         """One line: what was asked and what came of it."""
@@ -62,8 +83,9 @@ def enrich(client: MalbeaconClient, entity: EnrichedEntity, endpoints: Sequence[
         except MalbeaconError as error:
             result.error = error
             break
-        result.lookups.append(f"c2/{endpoint}/{entity.value}")
-        result.parsed.extend(parse_records(rows))
+        parsed = parse_records(rows)
+        result.lookups.append(Lookup(endpoint, parsed.records))
+        result.parsed.extend(parsed)
     return result
 
 

@@ -6,7 +6,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .values import normalise_hostname, normalise_ip
+from .values import (
+    AutonomousSystem,
+    Country,
+    normalise_hostname,
+    normalise_ip,
+    normalise_url,
+    normalise_user_agent,
+    parse_asn,
+    parse_country,
+)
 
 _MISSING = {"", "NA", "N/A", "NULL", "NONE"}
 
@@ -26,8 +35,8 @@ class BeaconRecord:
     seen_at: datetime | None = None
     actor_ip: ActorIp | None = None
     actor_hostname: str | None = None
-    actor_asn_org: str | None = None
-    actor_country_code: str | None = None
+    actor_asn: AutonomousSystem | None = None
+    actor_country: Country | None = None
     actor_city: str | None = None
     actor_region: str | None = None
     actor_timezone: str | None = None
@@ -36,8 +45,8 @@ class BeaconRecord:
     c2_domain: str | None = None
     c2_domain_resolved: ActorIp | None = None
     c2_hostname: str | None = None
-    c2_asn_org: str | None = None
-    c2_country_code: str | None = None
+    c2_asn: AutonomousSystem | None = None
+    c2_country: Country | None = None
     c2_city: str | None = None
     c2_region: str | None = None
     c2_timezone: str | None = None
@@ -111,7 +120,31 @@ def _tags(text: str) -> tuple[str, ...]:
 
 
 def _c2_url(text: str) -> str:
-    return html.unescape(text)
+    url = normalise_url(html.unescape(text))
+    if url is None:
+        raise _InvalidField("not a URL")
+    return url
+
+
+def _asn(text: str) -> AutonomousSystem:
+    asn = parse_asn(text)
+    if asn is None:
+        raise _InvalidField("no AS number")
+    return asn
+
+
+def _country(text: str) -> Country:
+    country = parse_country(text)
+    if country is None:
+        raise _InvalidField("not a country code")
+    return country
+
+
+def _user_agent(text: str) -> str:
+    agent = normalise_user_agent(text)
+    if agent is None:
+        raise _InvalidField("not a user agent")
+    return agent
 
 
 # API field -> (record attribute, converter of the present text)
@@ -119,8 +152,8 @@ _FIELDS = {
     "tstamp": ("seen_at", _timestamp),
     "actorip": ("actor_ip", _ip),
     "actorhostname": ("actor_hostname", _hostname),
-    "actorasnorg": ("actor_asn_org", str),
-    "actorcountrycode": ("actor_country_code", str.upper),
+    "actorasnorg": ("actor_asn", _asn),
+    "actorcountrycode": ("actor_country", _country),
     "actorcity": ("actor_city", str),
     "actorregion": ("actor_region", str),
     "actortimezone": ("actor_timezone", str),
@@ -129,14 +162,14 @@ _FIELDS = {
     "c2domain": ("c2_domain", _hostname),
     "c2domainresolved": ("c2_domain_resolved", _ip),
     "c2hostname": ("c2_hostname", _hostname),
-    "c2asnorg": ("c2_asn_org", str),
-    "c2countrycode": ("c2_country_code", str.upper),
+    "c2asnorg": ("c2_asn", _asn),
+    "c2countrycode": ("c2_country", _country),
     "c2city": ("c2_city", str),
     "c2region": ("c2_region", str),
     "c2timezone": ("c2_timezone", str),
     "c2loc": ("c2_location", str),
     "cookie_id": ("cookie_id", str),
-    "useragent": ("user_agent", str),
+    "useragent": ("user_agent", _user_agent),
     "tags": ("tags", _tags),
 }
 

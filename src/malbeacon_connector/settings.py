@@ -19,7 +19,9 @@ from .tlp import ALLOWED_TLP_TEXT, TLP_LEVELS, normalise_tlp
 from .values import STIX_TYPES
 
 DEFAULT_BASE_URL = "https://api.malbeacon.com/v1/"
-DEFAULT_SCOPE: tuple[str, ...] = tuple(STIX_TYPES)
+DEFAULT_SCOPE: tuple[str, ...] = ("IPv4-Addr", "IPv6-Addr", "Domain-Name")
+IP_ENDPOINTS = ("c2", "c2ip", "actorip")
+DOMAIN_ENDPOINTS = ("c2", "actorhostname")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 _LOG_LEVEL_ALIASES = {"warning": "warn"}
 _PLACEHOLDERS = {"changeme", "change-me", "change_me", ""}
@@ -74,7 +76,7 @@ class ConnectorSettings(BaseModel):
     name: str = Field("Malbeacon", description="The name shown in OpenCTI")
     scope: Annotated[tuple[str, ...], NoDecode] = Field(
         DEFAULT_SCOPE,
-        description=f"Entity types to enrich, comma-separated: {', '.join(STIX_TYPES)}",
+        description=f"Entity types to enrich, comma-separated, among {', '.join(STIX_TYPES)}",
         json_schema_extra={"items": {"type": "string", "enum": list(STIX_TYPES)}},
     )
     auto: bool = Field(False, description="Enrich every new entity in scope automatically")
@@ -93,15 +95,7 @@ class ConnectorSettings(BaseModel):
     @field_validator("scope", mode="before")
     @classmethod
     def _check_scope(cls, value: Any) -> tuple[str, ...]:
-        entries = value.split(",") if isinstance(value, str) else value
-        if not isinstance(entries, list | tuple):
-            raise ValueError("must be a comma-separated list of entity types")
-        known = {name.lower(): name for name in STIX_TYPES}
-        scope = [str(entry).strip() for entry in entries if str(entry).strip()]
-        unknown = [entry for entry in scope if entry.lower() not in known]
-        if unknown or not scope:
-            raise ValueError(f"unsupported entries {unknown or scope!r}; allowed: {', '.join(STIX_TYPES)}")
-        return tuple(dict.fromkeys(known[entry.lower()] for entry in scope))
+        return _choices(value, tuple(STIX_TYPES))
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -132,6 +126,35 @@ class MalbeaconSettings(BaseModel):
         le=120,
     )
     max_retries: int = Field(2, description="Retries after a timeout, a connection error, a 5xx or a 429", ge=0, le=10)
+
+    ip_lookups: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("c2",),
+        description="Malbeacon endpoints asked for an IP address, comma-separated: c2 (the IP as a C2 panel), "
+        "c2ip (as a C2 server's IP), actorip (as an actor who logged into C2 panels); one API call each",
+        json_schema_extra={"items": {"type": "string", "enum": list(IP_ENDPOINTS)}},
+    )
+    domain_lookups: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("c2",),
+        description="Malbeacon endpoints asked for a domain name, comma-separated: c2 (the domain as a C2 panel), "
+        "actorhostname (as an actor's host name); one API call each",
+        json_schema_extra={"items": {"type": "string", "enum": list(DOMAIN_ENDPOINTS)}},
+    )
+    create_infrastructure: bool = Field(True, description="One Infrastructure per C2 panel, linked to its actors")
+    add_autonomous_systems: bool = Field(True, description="Autonomous systems of actor and C2 IPs (belongs-to)")
+    add_countries: bool = Field(True, description="Countries of actor and C2 IPs (located-at)")
+    add_labels: bool = Field(True, description="Malbeacon's tags as labels")
+    add_seen_times: bool = Field(True, description="First and last beacon times of actors and panels")
+    add_user_agents: bool = Field(False, description="The browser user agents of actors (related-to)")
+
+    @field_validator("ip_lookups", mode="before")
+    @classmethod
+    def _check_ip_lookups(cls, value: Any) -> tuple[str, ...]:
+        return _choices(value, IP_ENDPOINTS)
+
+    @field_validator("domain_lookups", mode="before")
+    @classmethod
+    def _check_domain_lookups(cls, value: Any) -> tuple[str, ...]:
+        return _choices(value, DOMAIN_ENDPOINTS)
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -171,6 +194,19 @@ class MalbeaconSettings(BaseModel):
     @classmethod
     def _check_max_tlp(cls, value: str) -> str:
         return normalise_tlp(value)
+
+
+def _choices(value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list (or a YAML list) of some allowed names, case-insensitive, in canonical case."""
+    entries = value.split(",") if isinstance(value, str) else value
+    if not isinstance(entries, list | tuple):
+        raise ValueError(f"must be a comma-separated list of {', '.join(allowed)}")
+    known = {name.lower(): name for name in allowed}
+    chosen = [str(entry).strip() for entry in entries if str(entry).strip()]
+    unknown = [entry for entry in chosen if entry.lower() not in known]
+    if unknown or not chosen:
+        raise ValueError(f"unsupported entries {unknown or chosen!r}; allowed: {', '.join(allowed)}")
+    return tuple(dict.fromkeys(known[entry.lower()] for entry in chosen))
 
 
 def _integer_in(value: Any, low: int, high: int) -> int:

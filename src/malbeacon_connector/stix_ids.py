@@ -11,12 +11,12 @@ import uuid
 _NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
 
 
-def _canonical(data: dict[str, str]) -> str:
+def _canonical(data: dict[str, str | int]) -> str:
     # RFC 8785 (JCS) for a flat object of strings is exactly this serialisation.
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _make_id(stix_type: str, data: dict[str, str]) -> str:
+def _make_id(stix_type: str, data: dict[str, str | int]) -> str:
     return f"{stix_type}--{uuid.uuid5(_NAMESPACE, _canonical(data))}"
 
 
@@ -41,3 +41,18 @@ def relationship_id(relationship_type: str, source_ref: str, target_ref: str) ->
         "relationship",
         {"relationship_type": relationship_type, "source_ref": source_ref, "target_ref": target_ref},
     )
+
+
+def autonomous_system_id(number: int) -> str:
+    """Id of an autonomous-system observable (its identity is its number)."""
+    return _make_id("autonomous-system", {"number": number})
+
+
+def infrastructure_id(name: str) -> str:
+    """Id of an infrastructure, as pycti's `Infrastructure.generate_id`."""
+    return _make_id("infrastructure", {"name": name.lower().strip()})
+
+
+def location_id(name: str, location_type: str) -> str:
+    """Id of a (non-position) location, as pycti's `Location.generate_id`."""
+    return _make_id("location", {"name": name.lower().strip(), "x_opencti_location_type": location_type})

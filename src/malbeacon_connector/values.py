@@ -1,14 +1,42 @@
-"""Validation and normalisation of the values Malbeacon works with: IP addresses and host names."""
+"""Validation and normalisation of the values Malbeacon works with: IPs, host names, URLs, ASNs, countries."""
 
 import ipaddress
+import json
 import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from urllib.parse import urlsplit
 
 # Entity types of OpenCTI and the STIX observable type each one maps to.
 STIX_TYPES: dict[str, str] = {
     "IPv4-Addr": "ipv4-addr",
     "IPv6-Addr": "ipv6-addr",
     "Domain-Name": "domain-name",
+    "Url": "url",
+    "User-Agent": "user-agent",
 }
+IP_TYPES = ("IPv4-Addr", "IPv6-Addr")
+_MAX_TEXT_LENGTH = 2048
+_ASN = re.compile(r"AS(\d{1,10})\b\s*(.*)", re.IGNORECASE | re.DOTALL)
+_MAX_ASN = 2**32 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class AutonomousSystem:
+    """An autonomous system number and the organisation's name."""
+
+    number: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Country:
+    """An ISO 3166-1 country: its alpha-2 code and English name."""
+
+    code: str
+    name: str
+
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 _MAX_HOSTNAME_LENGTH = 253
@@ -46,9 +74,81 @@ def normalise_hostname(text: str) -> str | None:
     return name
 
 
+def normalise_url(text: str) -> str | None:
+    """The URL without surrounding blanks, None unless it has a scheme and a host and no control characters."""
+    url = text.strip()
+    if not url or len(url) > _MAX_TEXT_LENGTH or any(ord(char) < 32 or ord(char) == 127 for char in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    return url if parts.scheme and host else None
+
+
+def url_host(url: str) -> tuple[str, str] | None:
+    """`(host, entity type)` of a URL whose host is an IP address or a valid host name."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    ip = normalise_ip(host)
+    if ip is not None:
+        return ip
+    name = normalise_hostname(host)
+    return (name, "Domain-Name") if name is not None else None
+
+
+def normalise_user_agent(text: str) -> str | None:
+    """A user agent string without surrounding blanks; None when empty, too long or with control characters."""
+    agent = text.strip()
+    if not agent or len(agent) > _MAX_TEXT_LENGTH or any(ord(char) < 32 for char in agent):
+        return None
+    return agent
+
+
+def parse_asn(text: str) -> AutonomousSystem | None:
+    """`AS64500 Example ISP` as an autonomous system; None when it names no valid AS number."""
+    match = _ASN.fullmatch(text.strip())
+    if match is None or not 0 < int(match.group(1)) <= _MAX_ASN:
+        return None
+    number = int(match.group(1))
+    return AutonomousSystem(number, " ".join(match.group(2).split()) or f"AS{number}")
+
+
+@cache
+def _countries() -> dict[str, str]:
+    return json.loads(resources.files(__package__).joinpath("data/countries.json").read_text("utf-8"))
+
+
+def parse_country(code: str) -> Country | None:
+    """The country of an ISO 3166-1 alpha-2 code (any case); None for anything else."""
+    code = code.strip().upper()
+    name = _countries().get(code) if len(code) == 2 else None
+    return Country(code, name) if name else None
+
+
+_NORMALISERS = {
+    "Domain-Name": normalise_hostname,
+    "Url": normalise_url,
+    "User-Agent": normalise_user_agent,
+}
+_DESCRIPTIONS = {
+    "IPv4-Addr": "an IPv4 address",
+    "IPv6-Addr": "an IPv6 address",
+    "Domain-Name": "a domain name",
+    "Url": "a URL",
+    "User-Agent": "a user agent",
+}
+
+
 def normalise_value(value: str, entity_type: str | None = None) -> tuple[str, str]:
     """`(normalised value, entity type)` for a value to enrich, its type inferred when not given.
 
+    Inference tries an IP address, a domain name, then a URL; a user agent must be named.
     Raises ValueError with a message naming what was expected.
     """
     if entity_type is not None and entity_type not in STIX_TYPES:
@@ -56,9 +156,10 @@ def normalise_value(value: str, entity_type: str | None = None) -> tuple[str, st
     ip = normalise_ip(value)
     if ip is not None and entity_type in (None, ip[1]):
         return ip
-    if entity_type in (None, "Domain-Name"):
-        hostname = normalise_hostname(value)
-        if hostname is not None:
-            return hostname, "Domain-Name"
-    expected = entity_type or "an IPv4 address, an IPv6 address or a domain name"
+    for candidate in ("Domain-Name", "Url") if entity_type is None else (entity_type,):
+        normalise = _NORMALISERS.get(candidate)
+        normalised = normalise(value) if normalise is not None else None
+        if normalised is not None:
+            return normalised, candidate
+    expected = _DESCRIPTIONS[entity_type] if entity_type else "an IP address, a domain name or a URL"
     raise ValueError(f"{value!r} is not {expected}")

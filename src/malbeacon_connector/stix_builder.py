@@ -1,0 +1,177 @@
+"""Builds the STIX 2.1 objects of one conversion as JSON-ready dicts, each id once.
+
+Facts (observables, indicators, infrastructures, relationships) carry a TLP marking;
+shared reference objects (the Malbeacon identity, countries, autonomous systems) carry
+none: they say nothing about an enrichment, and marking them would restrict the
+platform's shared copy. Every relationship to them is marked.
+"""
+
+from datetime import UTC, datetime
+
+from .patterns import value_pattern
+from .stix_ids import (
+    autonomous_system_id,
+    identity_id,
+    indicator_id,
+    infrastructure_id,
+    location_id,
+    observable_id,
+    relationship_id,
+)
+from .tlp import MARKING_DEFINITIONS, marking_id, tlp_rank
+from .values import STIX_TYPES, AutonomousSystem, Country
+
+AUTHOR_NAME = "Malbeacon"
+AUTHOR_ID = identity_id(AUTHOR_NAME, "organization")
+_AUTHOR_DESCRIPTION = (
+    "Malbeacon implants beacons in malware bot check-in traffic: the adversaries who log into "
+    "those malware C2 panels can then be tracked to their origin networks."
+)
+
+
+def stix_time(moment: datetime) -> str:
+    """A STIX timestamp: UTC, millisecond precision, `Z` suffix."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class StixBuilder:
+    """Accumulates objects; the first version of an id wins, later ones are ignored."""
+
+    def __init__(self, score: int, now: datetime) -> None:
+        self.score = score
+        self.now = stix_time(now)
+        self.objects: dict[str, dict] = {}
+        self.tlps: set[str] = set()
+
+    def add(self, stix_object: dict) -> str:
+        self.objects.setdefault(stix_object["id"], stix_object)
+        return stix_object["id"]
+
+    def _marked(self, tlp: str) -> list[str]:
+        self.tlps.add(tlp)
+        return [marking_id(tlp)]
+
+    def _sdo(self, stix_type: str, stix_id: str, tlp: str | None) -> dict:
+        sdo = {
+            "type": stix_type,
+            "spec_version": "2.1",
+            "id": stix_id,
+            "created": self.now,
+            "modified": self.now,
+            "created_by_ref": AUTHOR_ID,
+        }
+        if tlp is not None:
+            sdo["object_marking_refs"] = self._marked(tlp)
+        return sdo
+
+    def author(self) -> str:
+        author = self._sdo("identity", AUTHOR_ID, None)
+        del author["created_by_ref"]
+        author.update(
+            name=AUTHOR_NAME,
+            identity_class="organization",
+            description=_AUTHOR_DESCRIPTION,
+            external_references=[{"source_name": AUTHOR_NAME, "url": "https://malbeacon.com/"}],
+        )
+        return self.add(author)
+
+    def observable(
+        self,
+        entity_type: str,
+        value: str,
+        tlp: str,
+        *,
+        description: str = "",
+        labels: list[str] | None = None,
+        score: bool = True,
+    ) -> str:
+        stix_type = STIX_TYPES[entity_type]
+        observable = {
+            "type": stix_type,
+            "spec_version": "2.1",
+            "id": observable_id(stix_type, value),
+            "value": value,
+            "object_marking_refs": self._marked(tlp),
+            "x_opencti_created_by_ref": AUTHOR_ID,
+        }
+        if score:
+            observable["x_opencti_score"] = self.score
+        if description:
+            observable["x_opencti_description"] = description
+        if labels:
+            observable["x_opencti_labels"] = labels
+        return self.add(observable)
+
+    def indicator(
+        self,
+        entity_type: str,
+        value: str,
+        tlp: str,
+        valid_from: datetime | None,
+        description: str,
+        labels: list[str] | None,
+    ) -> str:
+        pattern = value_pattern(STIX_TYPES[entity_type], value)
+        indicator = self._sdo("indicator", indicator_id(pattern), tlp)
+        indicator.update(
+            name=value,
+            description=description,
+            indicator_types=["attribution"],
+            pattern=pattern,
+            pattern_type="stix",
+            valid_from=stix_time(valid_from) if valid_from else self.now,
+            x_opencti_score=self.score,
+            x_opencti_main_observable_type=entity_type,
+        )
+        if labels:
+            indicator["labels"] = labels
+        return self.add(indicator)
+
+    def infrastructure(
+        self,
+        name: str,
+        tlp: str,
+        description: str,
+        first_seen: datetime | None,
+        last_seen: datetime | None,
+        labels: list[str] | None,
+    ) -> str:
+        infrastructure = self._sdo("infrastructure", infrastructure_id(name), tlp)
+        infrastructure.update(name=name, description=description, infrastructure_types=["command-and-control"])
+        if first_seen is not None and last_seen is not None:
+            infrastructure.update(first_seen=stix_time(first_seen), last_seen=stix_time(last_seen))
+        if labels:
+            infrastructure["labels"] = labels
+        return self.add(infrastructure)
+
+    def autonomous_system(self, asn: AutonomousSystem) -> str:
+        return self.add(
+            {
+                "type": "autonomous-system",
+                "spec_version": "2.1",
+                "id": autonomous_system_id(asn.number),
+                "number": asn.number,
+                "name": asn.name,
+                "x_opencti_created_by_ref": AUTHOR_ID,
+            }
+        )
+
+    def country(self, country: Country) -> str:
+        location = self._sdo("location", location_id(country.name, "Country"), None)
+        location.update(
+            name=country.name, country=country.code, x_opencti_location_type="Country", x_opencti_aliases=[country.code]
+        )
+        return self.add(location)
+
+    def relationship(self, relationship_type: str, source: str, target: str, tlp: str, description: str = "") -> str:
+        relationship = self._sdo("relationship", relationship_id(relationship_type, source, target), tlp)
+        relationship.update(relationship_type=relationship_type, source_ref=source, target_ref=target)
+        if description:
+            relationship["description"] = description
+        return self.add(relationship)
+
+    def ordered(self) -> list[dict]:
+        """The marking definitions used, then every object in the order it was added."""
+        markings = [MARKING_DEFINITIONS[tlp] for tlp in sorted(self.tlps, key=tlp_rank)]
+        return markings + list(self.objects.values())
