@@ -78,7 +78,8 @@ def test_api_failure_exits_1_with_an_actionable_message_and_no_key(configured, c
     assert SECRET not in err + out
 
 
-def test_tlp_option_marks_the_value_and_everything_derived(configured, capsys):
+def test_tlp_option_marks_the_value_and_everything_derived(configured, capsys, monkeypatch):
+    monkeypatch.setenv("MALBEACON_MAX_TLP", "TLP:AMBER+STRICT")
     status, out, _ = run(capsys, "enrich", "--tlp", "amber+strict", "panel.example.net")
     assert status == EXIT_OK
     bundle = json.loads(out)
@@ -235,3 +236,10 @@ def test_lookups_are_configurable_and_each_costs_one_call(configured, capsys, mo
         "C2 panel 203.0.113.7",
         "C2 panel panel.example.net",
     }
+
+
+def test_a_tlp_above_the_maximum_is_refused_before_any_request(configured, capsys):
+    status, _, err = run(capsys, "enrich", "--tlp", "red", "203.0.113.7")
+    assert status == EXIT_USAGE
+    assert "TLP:RED is above MALBEACON_MAX_TLP (TLP:AMBER)" in err
+    assert configured.api_requests() == []

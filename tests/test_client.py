@@ -15,7 +15,15 @@ import pytest
 
 from malbeacon_connector import client as client_module
 from malbeacon_connector.client import MalbeaconClient, client_from_settings
-from malbeacon_connector.errors import BadResponse, MalbeaconError, QuotaExceeded, Unauthorized, Unavailable
+from malbeacon_connector.errors import (
+    BadResponse,
+    Cancelled,
+    MalbeaconError,
+    QuotaExceeded,
+    Unauthorized,
+    Unavailable,
+)
+from malbeacon_connector.records import parse_records
 from malbeacon_connector.settings import MalbeaconSettings
 from malbeacon_connector.simulator import Fault, MalbeaconSimulator
 
@@ -465,3 +473,62 @@ def test_dead_proxy_gives_unavailable_pointing_at_proxy_settings(simulator, make
     assert isinstance(error, Unavailable)
     assert "proxy" in str(error)
     assert simulator.api_requests() == []
+
+
+def test_headers_trickling_in_are_cut_at_the_deadline(simulator, make_client):
+    """requests' timeouts bound each read; the watchdog bounds the whole request, headers included."""
+    simulator.add_fault(Fault(kind="slow-headers", seconds=0.2))
+    client = make_client(timeout=1.0, max_retries=0)
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="did not answer within 1 s"):
+        client.lookup("c2", "203.0.113.7")
+    assert time.monotonic() - started < 3
+
+
+def test_cancel_cuts_a_hanging_lookup_short_and_refuses_later_ones(simulator, make_client):
+    simulator.add_fault(Fault(kind="hang"))
+    client = make_client(timeout=30.0, max_retries=2)
+    outcome: list[BaseException] = []
+
+    def look_up() -> None:
+        try:
+            client.lookup("c2", "203.0.113.7")
+        except MalbeaconError as error:
+            outcome.append(error)
+
+    worker = threading.Thread(target=look_up)
+    started = time.monotonic()
+    worker.start()
+    time.sleep(0.5)
+    client.cancel()
+    worker.join(timeout=10)
+    assert not worker.is_alive() and time.monotonic() - started < 5
+    assert isinstance(outcome[0], Cancelled) and "enrich the value again" in str(outcome[0])
+    with pytest.raises(Cancelled):
+        client.lookup("c2", "panel.example.net")
+    assert len(simulator.api_requests()) == 1
+
+
+def test_an_unreadable_retry_after_falls_back_to_back_off(simulator, make_client):
+    sleeps: list[float] = []
+    simulator.add_fault(Fault(kind="status", status=429, retry_after="NaN", times=1))
+    assert make_client(sleep=sleeps.append).lookup("c2", "203.0.113.7")
+    assert sleeps == [0.5]
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000, "[" + "1" * 5000 + "]"])
+def test_pathological_json_is_a_bad_response_or_text_never_a_crash(simulator, make_client, body):
+    simulator.add_fault(Fault(kind="malformed", body=body))
+    try:
+        rows = make_client().lookup("c2", "203.0.113.7")
+    except BadResponse:
+        return
+    assert rows == ["1" * 5000]  # an integer too long for Python is kept as its text
+
+
+def test_a_huge_number_in_one_record_loses_only_that_field(simulator, make_client):
+    body = '[{"actorip": ' + "9" * 5000 + ', "tags": "x"}, {"actorip": "192.0.2.1"}]'
+    simulator.add_fault(Fault(kind="malformed", body=body))
+    parsed = parse_records(make_client().lookup("c2", "203.0.113.7"))
+    assert [record.actor_ip.value for record in parsed.records if record.actor_ip] == ["192.0.2.1"]
+    assert parsed.dropped == {"actorip: not an IP address": 1}

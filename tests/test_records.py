@@ -329,10 +329,18 @@ def test_parse_records_never_raises_and_accounts_for_every_row(rows):
     """Any JSON-like response parses; every row is either a record or a counted whole-row drop."""
     parsed = parse_records(rows)
     objects = sum(isinstance(row, dict) for row in rows)
+    whole_rows = parsed.dropped["row: not a JSON object"] + parsed.dropped["row: no usable field"]
     assert parsed.received == len(rows)
-    assert len(parsed.records) == objects
     assert parsed.dropped["row: not a JSON object"] == len(rows) - objects
-    assert len(parsed.records) + parsed.dropped["row: not a JSON object"] == parsed.received
-    assert parsed.rows_dropped == parsed.dropped["row: not a JSON object"]
+    assert len(parsed.records) + whole_rows == parsed.received
+    assert parsed.rows_dropped == whole_rows
+    assert all(record != BeaconRecord() for record in parsed.records)
     for record in parsed.records:
         assert record.seen_at is None or record.seen_at.utcoffset().total_seconds() == 0
+
+
+def test_a_row_with_no_usable_field_is_dropped_so_an_empty_answer_is_not_a_c2():
+    """The old connector marked a value as a C2 for answers that said nothing; such rows are counted instead."""
+    parsed = parse_records([{}, {"foo": 1}, {"actorip": "garbage", "tstamp": "NA"}, {"tags": "formbook"}])
+    assert len(parsed.records) == 1
+    assert parsed.dropped["row: no usable field"] == 3

@@ -193,6 +193,12 @@ INVALID_SETTINGS = [
     pytest.param("MALBEACON_CREATE_INFRASTRUCTURE", "perhaps", "not a boolean", id="infrastructure-switch"),
     pytest.param("MALBEACON_API_BASE_URL", "ftp://x", "http(s) URL", id="base-url-ftp"),
     pytest.param("MALBEACON_API_BASE_URL", "not a url", "http(s) URL", id="base-url-garbage"),
+    pytest.param("MALBEACON_API_BASE_URL", "https://api.example.com/v1?x=1", "query", id="base-url-query"),
+    pytest.param("MALBEACON_API_BASE_URL", "https://api.example.com/v1#top", "fragment", id="base-url-fragment"),
+    pytest.param(
+        "MALBEACON_API_BASE_URL", "https://user:s3cr3t@api.example.com/v1", "credentials", id="base-url-creds"
+    ),
+    pytest.param("MALBEACON_API_BASE_URL", "https://api.example.com:99999/v1", "http(s) URL", id="base-url-port"),
     pytest.param("OPENCTI_URL", "opencti:8080", "http(s) URL", id="opencti-url-no-scheme"),
     pytest.param("OPENCTI_TOKEN", "changeme", "placeholder", id="placeholder-token"),
     pytest.param("CONNECTOR_ID", "ChangeMe", "not a UUID", id="connector-id"),
@@ -361,3 +367,10 @@ def test_lookups_and_context_switches_have_documented_defaults_and_read_lists(mo
     assert chosen.ip_lookups == ("c2", "actorip", "c2ip")
     assert chosen.domain_lookups == ("actorhostname",)
     assert chosen.add_user_agents is True
+
+
+def test_credentials_in_the_base_url_are_not_echoed(monkeypatch, config_file):
+    set_env(monkeypatch, MALBEACON_API_KEY=API_KEY, MALBEACON_API_BASE_URL="https://user:s3cr3t@api.example.com/v1")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(EnrichSettings, config_file=config_file)
+    assert "s3cr3t" not in str(raised.value)

@@ -17,7 +17,7 @@ from .converter import convert
 from .enrichment import EnrichmentResult, conversion_options, enrich, entity_for_value, lookup_plan
 from .settings import EnrichSettings, MalbeaconSettings, SettingsError, load_settings
 from .simulator import MalbeaconSimulator, load_sample_data, read_data_file
-from .tlp import MARKING_DEFINITIONS, normalise_tlp
+from .tlp import MARKING_DEFINITIONS, normalise_tlp, tlp_rank
 from .values import STIX_TYPES, normalise_value
 
 EXIT_OK, EXIT_API_FAILED, EXIT_USAGE = 0, 1, 2
@@ -109,6 +109,8 @@ def run_enrich(args: argparse.Namespace, settings: MalbeaconSettings) -> int:
         tlp = normalise_tlp(args.tlp)
     except ValueError as error:
         raise UsageError(f"--tlp: {error}") from None
+    if tlp_rank(tlp) > tlp_rank(settings.max_tlp):
+        raise UsageError(f"--tlp: {tlp} is above MALBEACON_MAX_TLP ({settings.max_tlp}); nothing was sent to Malbeacon")
     targets = _targets(_read_values(args), args.type)
     results = enrich_values(targets, tlp, settings, progress=sys.stderr if args.input and sys.stderr.isatty() else None)
     bundle = bundle_for(results, settings)
@@ -198,7 +200,11 @@ def run_simulator(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
-    print(f"Malbeacon API simulator listening on {simulator.base_url} (API key: {args.api_key})", flush=True)
+    print(
+        f"Malbeacon API simulator (a test double, not Malbeacon) listening on {simulator.base_url} "
+        f"(API key: {args.api_key})",
+        flush=True,
+    )
     stop.wait()
     simulator.stop()
     return EXIT_OK

@@ -7,6 +7,8 @@ or raises one of the errors of `errors.py`. The API key only ever travels in the
 
 import json
 import logging
+import math
+import threading
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
@@ -15,7 +17,8 @@ from urllib.parse import quote
 import requests
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from .errors import BadResponse, MalbeaconError, QuotaExceeded, Unauthorized, Unavailable
+from .deadline import Deadline, watched_session
+from .errors import BadResponse, Cancelled, MalbeaconError, QuotaExceeded, Unauthorized, Unavailable
 from .settings import MalbeaconSettings
 
 logger = logging.getLogger(__name__)
@@ -79,12 +82,21 @@ class MalbeaconClient:
         self._timeout = timeout
         self._attempts = max_retries + 1
         self._max_response_bytes = max_response_bytes
-        self._session = session or requests.Session()
+        self._session = session or watched_session()
         self._sleep = sleep
+        self._cancelled = threading.Event()
+        self._deadline: Deadline | None = None
 
     def close(self) -> None:
         """Release the pooled connections."""
         self._session.close()
+
+    def cancel(self) -> None:
+        """Cut the lookup in progress short (it fails with `Cancelled`), and every later one."""
+        self._cancelled.set()
+        deadline = self._deadline
+        if deadline is not None:
+            deadline.expire()
 
     def lookup(self, endpoint: str, value: str) -> list[object]:
         """The rows Malbeacon has for `value` on `endpoint`; [] when it has none."""
@@ -92,6 +104,8 @@ class MalbeaconClient:
         deadline = time.monotonic() + self._timeout * self._attempts
         for attempt in range(1, self._attempts + 1):
             started = time.monotonic()
+            if self._cancelled.is_set():
+                raise Cancelled("the connector stopped before Malbeacon answered; enrich the value again")
             try:
                 status, rows = self._attempt(url, min(self._timeout, deadline - started))
             except _Retryable as failure:
@@ -101,7 +115,8 @@ class MalbeaconClient:
                     delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (attempt - 1))
                 if attempt == self._attempts or time.monotonic() + delay + 1 > deadline:
                     raise failure.error from None
-                self._sleep(delay)
+                if not self._cancelled.is_set():
+                    self._sleep(delay)
                 continue
             except MalbeaconError as error:
                 _log_request(endpoint, value, attempt, started, f"failed: {error}")
@@ -111,49 +126,46 @@ class MalbeaconClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(self, url: str, timeout: float) -> tuple[int, list[object]]:
-        deadline = time.monotonic() + timeout
+        watchdog = Deadline(timeout)
+        self._deadline = watchdog
         try:
-            with self._session.get(
-                url,
-                headers={"X-Api-Key": self._api_key, "Accept": "application/json"},
-                timeout=timeout,
-                stream=True,
-                allow_redirects=False,
-            ) as response:
-                body = self._read_body(response, deadline)
+            with (
+                watchdog,
+                self._session.get(
+                    url,
+                    headers={"X-Api-Key": self._api_key, "Accept": "application/json"},
+                    timeout=timeout,
+                    stream=True,
+                    allow_redirects=False,
+                ) as response,
+            ):
+                body = self._read_body(response)
                 status = response.status_code
                 retry_after = response.headers.get("Retry-After")
-        except (requests.Timeout, ReadTimeoutError, TimeoutError):
-            raise _Retryable(
-                Unavailable(
-                    f"Malbeacon did not answer within {self._timeout:g} s; it may be overloaded, try again later"
-                )
-            ) from None
         except (requests.RequestException, HTTPError, OSError) as error:
+            if self._cancelled.is_set():
+                raise Cancelled("the connector stopped before Malbeacon answered; enrich the value again") from None
+            if watchdog.expired or isinstance(error, requests.Timeout | ReadTimeoutError | TimeoutError):
+                raise _Retryable(
+                    Unavailable(
+                        f"Malbeacon did not answer within {self._timeout:g} s; it may be overloaded, try again later"
+                    )
+                ) from None
             raise _Retryable(
                 Unavailable(
                     f"cannot reach Malbeacon at {self._base_url} ({error.__class__.__name__}); "
                     "check the network, the proxy settings and MALBEACON_API_BASE_URL"
                 )
             ) from None
+        finally:
+            self._deadline = None
         return status, self._interpret(status, body, retry_after)
 
-    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
-        """The whole body, read before the deadline (however slowly it trickles) and within the size limit."""
-        raw = response.raw
-        connection = getattr(raw, "connection", None)
-        sock = getattr(connection, "sock", None)
+    def _read_body(self, response: requests.Response) -> bytes:
+        """The whole body within the size limit (the deadline's watchdog ends a read that takes too long)."""
         chunks: list[bytes] = []
         size = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError()
-            if sock is not None:
-                sock.settimeout(remaining)
-            chunk = raw.read1(_CHUNK_BYTES, decode_content=True)
-            if not chunk:
-                return b"".join(chunks)
+        while chunk := response.raw.read1(_CHUNK_BYTES, decode_content=True):
             size += len(chunk)
             if size > self._max_response_bytes:
                 raise BadResponse(
@@ -161,11 +173,13 @@ class MalbeaconClient:
                     "it was not read"
                 )
             chunks.append(chunk)
+        return b"".join(chunks)
 
     def _interpret(self, status: int, body: bytes, retry_after: str | None) -> list[object]:
-        message = self._server_message(body)
+        document = _json(body)
+        message = self._server_message(document)
         if status == 200:
-            return self._rows(body, message)
+            return self._rows(document, message)
         if status == 400 and "no result" in message.lower():
             return []
         if status == 401:
@@ -187,29 +201,32 @@ class MalbeaconClient:
             raise _Retryable(Unavailable(f"Malbeacon failed (HTTP {status}); try again later"))
         raise BadResponse(f"unexpected answer from Malbeacon (HTTP {status}{': ' + message if message else ''})")
 
-    def _rows(self, body: bytes, message: str) -> list[object]:
-        try:
-            document = json.loads(body)
-        except ValueError:
-            raise BadResponse(
-                "Malbeacon's answer is not JSON; the API may have changed or a proxy interfered"
-            ) from None
+    def _rows(self, document: object, message: str) -> list[object]:
+        if document is _NOT_JSON:
+            raise BadResponse("Malbeacon's answer is not JSON; the API may have changed or a proxy interfered")
         if isinstance(document, dict) and "no result" in message.lower():
             return []
         if not isinstance(document, list):
             raise BadResponse(f"Malbeacon's answer is a JSON {type(document).__name__}, not a list of records")
         return document
 
-    def _server_message(self, body: bytes) -> str:
+    def _server_message(self, document: object) -> str:
         """The `message` of a JSON error body, shortened and with the key masked."""
-        try:
-            document = json.loads(body)
-        except ValueError:
-            return ""
         if not isinstance(document, dict) or not isinstance(document.get("message"), str):
             return ""
         text = document["message"].replace(self._api_key, "***") if self._api_key else document["message"]
         return " ".join(text.split())[:_MESSAGE_CHARS]
+
+
+_NOT_JSON = object()
+
+
+def _json(body: bytes) -> object:
+    """The decoded body; numbers stay text (no integer is too long to read); `_NOT_JSON` when unreadable."""
+    try:
+        return json.loads(body, parse_int=str, parse_float=str, parse_constant=str)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
 
 
 def _log_request(endpoint: str, value: str, attempt: int, started: float, outcome: str) -> None:
@@ -235,6 +252,8 @@ def _retry_after_seconds(header: str | None) -> float | None:
             seconds = parsedate_to_datetime(header).timestamp() - time.time()
         except (TypeError, ValueError):
             return None
+    if not math.isfinite(seconds):
+        return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 

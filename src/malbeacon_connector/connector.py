@@ -6,6 +6,7 @@ In a playbook the original bundle goes back on every path, so the playbook never
 Nothing is kept from one message to the next.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -23,13 +24,15 @@ from .bundle import make_bundle, merge_objects
 from .client import MalbeaconClient, client_from_settings
 from .converter import EnrichedEntity, convert
 from .enrichment import conversion_options, enrich, lookup_plan
-from .gate import entity_tlp, in_scope
+from .gate import bundle_tlp, canonical_type, entity_tlp, in_scope
 from .settings import Settings, SettingsError, read_config_file, settings_from
+from .tlp import most_restrictive
 from .values import normalise_value
 
 START_ATTEMPTS = 3
 START_RETRY_SECONDS = 5.0
-STOP_GRACE_SECONDS = 8.0
+STOP_GRACE_SECONDS = 6.0
+STOP_REPORT_SECONDS = 2.5
 
 
 class EnrichmentFailed(Exception):
@@ -51,53 +54,65 @@ class MalbeaconConnector:
         stix_objects: list[dict] = data.get("stix_objects") or []
         opencti_entity: dict = data.get("enrichment_entity") or {}
         # playbook messages carry no entity_type: the entity read by the helper has it
-        entity_type = str(opencti_entity.get("entity_type") or data.get("entity_type") or "")
+        given_type = str(opencti_entity.get("entity_type") or data.get("entity_type") or "")
+        entity_type = canonical_type(given_type) or given_type
         try:
             return self._enrich(entity_type, data["stix_entity"], stix_objects, opencti_entity)
         except EnrichmentFailed:
             self._send_back_in_playbook(stix_objects)
             raise
+        except Exception as error:  # a playbook must get its bundle back whatever happened
+            self._send_back_in_playbook(stix_objects)
+            raise EnrichmentFailed(
+                f"unexpected error ({error.__class__.__name__}: {str(error)[:200]}); the connector goes on with "
+                "the next enrichment"
+            ) from error
 
     def _enrich(self, entity_type: str, stix_entity: dict, stix_objects: list[dict], opencti_entity: dict) -> str:
         settings = self._settings
         value = str(opencti_entity.get("observable_value") or stix_entity.get("value") or "")
         if not in_scope(entity_type, settings.connector.scope):
-            return self._done_without_lookup(
+            return self._finish_without_bundle(
                 stix_objects,
                 f"{entity_type} {value!r} is out of scope ({', '.join(settings.connector.scope)}); "
                 "nothing was asked to Malbeacon",
             )
-        tlp = entity_tlp(opencti_entity.get("objectMarking"))
+        # the stored entity's markings, and those of the (playbook) bundle, which may be newer
+        tlp = most_restrictive([entity_tlp(opencti_entity.get("objectMarking")), bundle_tlp(stix_entity, stix_objects)])
         max_tlp = settings.malbeacon.max_tlp
         if not OpenCTIConnectorHelper.check_max_tlp(tlp, max_tlp):
-            return self._done_without_lookup(
+            return self._finish_without_bundle(
                 stix_objects, f"{value!r} is {tlp}, above MALBEACON_MAX_TLP ({max_tlp}): not sent to Malbeacon"
             )
         try:
             normalised, _ = normalise_value(value, entity_type)
         except ValueError as error:
-            return self._done_without_lookup(stix_objects, f"cannot be looked up in Malbeacon: {error}")
+            return self._finish_without_bundle(stix_objects, f"cannot be looked up in Malbeacon: {error}")
         entity = EnrichedEntity(stix_entity, entity_type, normalised, tlp)
         result = enrich(self._client, entity, self._plan[entity_type])
         self._helper.connector_logger.info("Malbeacon enrichment", {"summary": result.summary()})
         if result.error is not None:
             raise EnrichmentFailed(result.summary())
         if not result.found:
-            return self._done_without_lookup(stix_objects, result.summary())
+            return self._finish_without_bundle(stix_objects, result.summary())
         conversion = convert([result.as_enrichment()], self._options, now=datetime.now(UTC))
         objects = merge_objects(stix_objects, conversion.objects)
         self._send(objects)
         return f"{result.summary()}; {len(objects)} objects sent"
 
-    def _done_without_lookup(self, stix_objects: list[dict], message: str) -> str:
+    def _finish_without_bundle(self, stix_objects: list[dict], message: str) -> str:
         self._helper.connector_logger.info(message)
         self._send_back_in_playbook(stix_objects)
         return message
 
     def _send_back_in_playbook(self, stix_objects: list[dict]) -> None:
         """A playbook step waits for a bundle: hand the original one to the next step."""
-        if self._helper.playbook is not None:
+        if self._helper.playbook is None:
+            return
+        try:
             self._send(stix_objects)
+        except Exception as error:
+            self._helper.connector_logger.error("Cannot hand the bundle back to the playbook", {"error": str(error)})
 
     def _send(self, objects: list[dict]) -> None:
         self._helper.send_stix2_bundle(json.dumps(make_bundle(objects)), cleanup_inconsistent_bundle=True)
@@ -126,11 +141,11 @@ def helper_config(settings: Settings, config_file_content: dict[str, Any]) -> di
 
 
 class _Stopper:
-    """Stops the helper's consumer on SIGTERM/SIGINT once the message in progress is done."""
+    """SIGTERM/SIGINT: stop taking messages; the one in progress is finished (or cut short) and reported."""
 
-    def __init__(self, helper: OpenCTIConnectorHelper) -> None:
-        self._helper = helper
+    def __init__(self) -> None:
         self.requested = threading.Event()
+        self.helper: OpenCTIConnectorHelper | None = None
 
     def install(self) -> None:
         for signal_number in (signal.SIGTERM, signal.SIGINT):
@@ -138,22 +153,39 @@ class _Stopper:
 
     def _on_signal(self, signal_number: int, frame: object) -> None:
         self.requested.set()
-        queue = getattr(self._helper, "listen_queue", None)
+        queue = getattr(self.helper, "listen_queue", None)
         if queue is None:
             return
         queue.exit_event.set()
         connection = queue.pika_connection
         if connection is not None and queue.channel is not None:
-            try:
+            with contextlib.suppress(Exception):  # the connection may be closed already: exiting anyway
                 connection.add_callback_threadsafe(queue.channel.stop_consuming)
-            except Exception:
-                return
 
 
-def _message_in_progress(helper: OpenCTIConnectorHelper) -> bool:
-    queue = getattr(helper, "listen_queue", None)
-    handler = getattr(queue, "thread", None)
+def _busy(helper: OpenCTIConnectorHelper) -> bool:
+    """A message is being processed."""
+    handler = getattr(getattr(helper, "listen_queue", None), "thread", None)
     return handler is not None and handler.is_alive()
+
+
+def _consuming(helper: OpenCTIConnectorHelper) -> bool:
+    """The helper is connected to the broker (it may be about to hand over a message)."""
+    connection = getattr(getattr(helper, "listen_queue", None), "pika_connection", None)
+    return connection is not None and connection.is_open
+
+
+def _finish(helper: OpenCTIConnectorHelper, listener: threading.Thread, client: MalbeaconClient) -> None:
+    """Let the message in progress finish; past the grace period, cut its lookup short so it ends in error."""
+    grace_end = time.monotonic() + STOP_GRACE_SECONDS
+    while listener.is_alive() and time.monotonic() < grace_end and (_busy(helper) or _consuming(helper)):
+        listener.join(timeout=0.1)
+    if listener.is_alive() and _busy(helper):
+        helper.connector_logger.warning("Stopping: the Malbeacon lookup in progress is cut short")
+        client.cancel()
+        report_end = time.monotonic() + STOP_REPORT_SECONDS
+        while _busy(helper) and time.monotonic() < report_end:
+            listener.join(timeout=0.1)
 
 
 class _WithoutTraceback(logging.Filter):
@@ -165,46 +197,47 @@ class _WithoutTraceback(logging.Filter):
         return True
 
 
-def _start_helper(settings: Settings, config: dict[str, Any]) -> OpenCTIConnectorHelper:
+def _start_helper(settings: Settings, config: dict[str, Any], stopper: _Stopper) -> OpenCTIConnectorHelper | None:
+    """The registered helper; None when asked to stop meanwhile; SystemExit(1) when OpenCTI stays unreachable."""
     api_logger = logging.getLogger("api")
     one_line = _WithoutTraceback()
     api_logger.addFilter(one_line)
     try:
-        return _register(settings, config)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return OpenCTIConnectorHelper(config, playbook_compatible=True)
+            except Exception as error:
+                reason = str(error).replace(settings.opencti.token.get_secret_value(), "***").splitlines()[0][:200]
+                print(
+                    f"malbeacon-connector: cannot register with OpenCTI at {settings.opencti.url} "
+                    f"(attempt {attempt}/{START_ATTEMPTS}): {error.__class__.__name__}: {reason}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            last = attempt == START_ATTEMPTS
+            if stopper.requested.is_set() or (not last and stopper.requested.wait(START_RETRY_SECONDS)):
+                return None
     finally:
         api_logger.removeFilter(one_line)
-
-
-def _register(settings: Settings, config: dict[str, Any]) -> OpenCTIConnectorHelper:
-    for attempt in range(1, START_ATTEMPTS + 1):
-        try:
-            return OpenCTIConnectorHelper(config, playbook_compatible=True)
-        except Exception as error:
-            reason = str(error).replace(settings.opencti.token.get_secret_value(), "***").splitlines()[0][:200]
-            print(
-                f"malbeacon-connector: cannot register with OpenCTI at {settings.opencti.url} "
-                f"(attempt {attempt}/{START_ATTEMPTS}): {error.__class__.__name__}: {reason}",
-                file=sys.stderr,
-                flush=True,
-            )
-            if attempt < START_ATTEMPTS:
-                time.sleep(START_RETRY_SECONDS)
     raise SystemExit(1)
 
 
 def run(config_file: Path = Path("config.yml")) -> int:
-    """Start the connector and listen until SIGTERM; 2 for invalid settings, 1 when OpenCTI is unreachable."""
+    """Run the connector until SIGTERM (0); 2 for invalid settings; 1 when OpenCTI or the broker fails it."""
     try:
         content = read_config_file(config_file)
         settings = settings_from(Settings, content)
     except SettingsError as error:
         print(f"malbeacon-connector: {error}", file=sys.stderr)
         return 2
-    helper = _start_helper(settings, helper_config(settings, content))
+    stopper = _Stopper()
+    stopper.install()
+    helper = _start_helper(settings, helper_config(settings, content), stopper)
+    if helper is None:
+        return 0
+    stopper.helper = helper
     client = client_from_settings(settings.malbeacon)
     connector = MalbeaconConnector(settings, helper, client)
-    stopper = _Stopper(helper)
-    stopper.install()
     helper.connector_logger.info(
         "Malbeacon connector listening",
         {"scope": ",".join(settings.connector.scope), "max_tlp": settings.malbeacon.max_tlp},
@@ -213,14 +246,17 @@ def run(config_file: Path = Path("config.yml")) -> int:
     listener.start()
     while listener.is_alive() and not stopper.requested.is_set():
         listener.join(timeout=0.5)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    while listener.is_alive() and _message_in_progress(helper) and time.monotonic() < deadline:
-        listener.join(timeout=0.1)  # the message in progress is finished and reported
+    status = 0
+    if stopper.requested.is_set():
+        _finish(helper, listener, client)
+        helper.connector_logger.info("Malbeacon connector stopped")
+    else:
+        print("malbeacon-connector: the listener stopped unexpectedly; see the log above", file=sys.stderr)
+        status = 1
     ping = getattr(helper, "ping", None)
     if ping is not None:
         ping.stop()
     client.close()
-    helper.connector_logger.info("Malbeacon connector stopped")
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)  # the helper's broker threads are not daemons and may sleep up to 10 s
+    os._exit(status)  # the helper's broker threads are not daemons and may sleep up to 10 s

@@ -86,7 +86,10 @@ def _text(value: object) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _InvalidField("not a string")
-    text = str(value).strip()
+    try:
+        text = str(value).strip()
+    except ValueError:  # an integer too long to print
+        raise _InvalidField("not a string") from None
     return None if text.upper() in _MISSING else text
 
 
@@ -187,13 +190,21 @@ def parse_record(row: dict, dropped: Counter[str]) -> BeaconRecord:
     return BeaconRecord(**values)
 
 
+_EMPTY = BeaconRecord()
+
+
 def parse_records(rows: Iterable[object]) -> ParsedRecords:
-    """Normalise every row of a response; a row that is not a JSON object is dropped and counted."""
+    """Normalise every row of a response; a row that is not a JSON object, or holds no usable field, is
+    dropped and counted."""
     parsed = ParsedRecords()
     for row in rows:
         parsed.received += 1
-        if isinstance(row, dict):
-            parsed.records.append(parse_record(row, parsed.dropped))
-        else:
+        if not isinstance(row, dict):
             parsed.dropped["row: not a JSON object"] += 1
+            continue
+        record = parse_record(row, parsed.dropped)
+        if record == _EMPTY:
+            parsed.dropped["row: no usable field"] += 1
+        else:
+            parsed.records.append(record)
     return parsed

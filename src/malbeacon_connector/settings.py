@@ -46,9 +46,17 @@ def _required_secret(value: SecretStr | None, what: str) -> SecretStr:
 
 
 def _http_url(value: str) -> str:
-    parts = urlsplit(value.strip())
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ValueError(f"{value!r} is not an http(s) URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{value!r} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise ValueError("must not hold credentials (user:password@); the API key goes in MALBEACON_API_KEY")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{value!r} must not hold a query or a fragment")
     return value.strip()
 
 

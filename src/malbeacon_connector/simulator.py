@@ -11,6 +11,7 @@ No Results", 401 "ERROR: Unauthorized"), and can inject faults:
 - `hang`: never answer (until the simulator stops)
 - `malformed`: answer 200 with a body that is not JSON (or the `body` given)
 - `trickle`: send the answer one byte every `seconds`
+- `slow-headers`: send the status line and headers one byte every `seconds`
 - `reset`: close the connection in the middle of the body
 
 Faults apply to one `(endpoint, value)` or to every request (`"*"`), for `times` requests
@@ -46,7 +47,7 @@ class Fault:
     seconds: float = 1.0
     times: int | None = None
 
-    KINDS = ("status", "slow", "hang", "malformed", "trickle", "reset")
+    KINDS = ("status", "slow", "hang", "malformed", "trickle", "slow-headers", "reset")
 
     def __post_init__(self) -> None:
         if self.kind not in self.KINDS:
@@ -244,17 +245,27 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
             self._send(200, body.encode("utf-8"))
         elif fault.kind == "trickle":
             self._trickle(b'[{"actorip": "192.0.2.1"}]', fault.seconds)
+        elif fault.kind == "slow-headers":
+            self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"x" * 200, fault.seconds)
+            self.close_connection = True
         else:
             self._reset()
         return True
 
     def _trickle(self, body: bytes, seconds: float) -> None:
         self._head(200, len(body))
-        for byte in body:
+        self._drip(body, seconds)
+
+    def _drip(self, data: bytes, seconds: float) -> None:
+        """Write one byte every `seconds` until done, the client gone or the simulator stopping."""
+        for byte in data:
             if self.sim.stopping:
                 break
-            self.wfile.write(bytes([byte]))
-            self.wfile.flush()
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                break
             time.sleep(seconds)
 
     def _reset(self) -> None:

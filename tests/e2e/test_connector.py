@@ -238,3 +238,45 @@ def test_playbook_gets_the_original_bundle_back_on_every_other_path(
     assert [o["id"] for o in step["bundle"]["objects"]] == [entity_id]
     assert len(simulator.api_requests()) == (1 if case == "failed" else 0)
     assert process.running
+
+
+def test_rich_response_gives_infrastructure_and_context_through_the_broker(
+    start_connector, connector_env, fake_opencti, simulator
+):
+    process = start_connector({**connector_env, "MALBEACON_IP_LOOKUPS": "c2,actorip", "MALBEACON_MAX_TLP": "TLP:RED"})
+    process.wait_registered(fake_opencti)
+    work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], "198.51.100.23", markings=["TLP:AMBER+STRICT"])
+    assert work["in_error"] is False, work["message"]
+    assert [(r.endpoint, r.value) for r in simulator.api_requests()] == [
+        ("c2", "198.51.100.23"),
+        ("actorip", "198.51.100.23"),
+    ]
+    objects = pushed_objects(fake_opencti, connector_env["CONNECTOR_ID"], work)
+    assert_valid_bundle({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects})
+    panels = {p["name"]: p for p in objects_of(objects, "infrastructure")}
+    assert set(panels) == {"C2 panel 203.0.113.7", "C2 panel panel.example.net"}
+    entity_id = next(o["id"] for o in objects if o.get("value") == "198.51.100.23")
+    reached = {
+        r["source_ref"]
+        for r in objects_of(objects, "relationship")
+        if r["relationship_type"] == "communicates-with" and r["target_ref"] == entity_id
+    }
+    assert reached == {panel["id"] for panel in panels.values()}
+    assert objects_of(objects, "autonomous-system") and objects_of(objects, "location")
+    assert all(p["object_marking_refs"] == [marking_id("TLP:AMBER+STRICT")] for p in panels.values())
+
+
+def test_url_scope_is_opt_in_and_enriches_a_c2_url(start_connector, connector_env, fake_opencti):
+    url = "https://panel.example.net/gate/login.php"
+    process = start_connector({**connector_env, "CONNECTOR_SCOPE": "Url"})
+    process.wait_registered(fake_opencti)
+    entity_id = fake_opencti.add_entity("Url", url)
+    work = fake_opencti.wait_work_processed(fake_opencti.publish_enrichment(connector_env["CONNECTOR_ID"], entity_id))
+    assert work["in_error"] is False and f"{url} (Url): 3 records" in work["message"]
+    objects = pushed_objects(fake_opencti, connector_env["CONNECTOR_ID"], work)
+    (panel,) = objects_of(objects, "infrastructure")
+    assert any(
+        r["relationship_type"] == "consists-of" and r["target_ref"] == entity_id
+        for r in objects_of(objects, "relationship")
+    )
+    assert panel["name"] == "C2 panel panel.example.net"
