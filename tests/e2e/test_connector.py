@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from malbeacon_connector.simulator import Fault
-from malbeacon_connector.tlp import marking_id
+from malbeacon_connector.tlp import MARKING_DEFINITIONS, marking_id
 from stix_checks import assert_valid_bundle, objects_of
 
 from .fake_opencti import FakeOpenCTI
@@ -43,6 +43,13 @@ def pushed_objects(fake: FakeOpenCTI, connector_id: str, work: dict) -> list[dic
     return list(objects.values())
 
 
+def valid_bundle(objects: list[dict]) -> dict:
+    """The pushed objects as a bundle to validate; the platform's own TLP definitions (passed through as they
+    came, OpenCTI-flavoured) are checked in their standard form."""
+    standard = {definition["id"]: definition for definition in MARKING_DEFINITIONS.values()}
+    return {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [standard.get(o["id"], o) for o in objects]}
+
+
 @pytest.mark.parametrize("value", [C2_IP, C2_IPV6, C2_DOMAIN])
 def test_found_value_is_enriched_with_actors_and_a_valid_bundle(
     connector, connector_env, fake_opencti, simulator, value
@@ -51,7 +58,7 @@ def test_found_value_is_enriched_with_actors_and_a_valid_bundle(
     assert work["in_error"] is False, work["message"]
     assert f"{value} ({TYPES[value]})" in work["message"] and "objects sent" in work["message"]
     objects = pushed_objects(fake_opencti, connector_env["CONNECTOR_ID"], work)
-    assert_valid_bundle({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects})
+    assert_valid_bundle(valid_bundle(objects))
     indicators = objects_of(objects, "indicator")
     assert indicators and all(i["object_marking_refs"] == [marking_id("TLP:CLEAR")] for i in indicators)
     assert [(r.endpoint, r.value) for r in simulator.api_requests()] == [("c2", value)]
@@ -165,6 +172,17 @@ def test_two_processes_with_one_id_share_the_queue_and_process_each_message_once
     processed = fake_opencti.calls_for("workEdit", "toProcessed")
     assert sorted(call.variables["id"] for call in processed) == sorted(work_ids)
 
+    def handled() -> list[int]:  # messages each process logged as processed
+        return [
+            sum(r["message"] == "Message processed, thread terminated" for r in p.log_records())
+            for p in (first, second)
+        ]
+
+    deadline = time.monotonic() + 10
+    while sum(handled()) < len(work_ids) and time.monotonic() < deadline:  # logged just after the work report
+        time.sleep(0.1)
+    assert sum(handled()) == len(work_ids) and min(handled()) >= 1, handled()
+
 
 def test_sigterm_finishes_the_message_in_progress_and_exits_0(connector, connector_env, fake_opencti, simulator):
     simulator.add_fault(Fault(kind="slow", seconds=2.0))
@@ -252,7 +270,7 @@ def test_rich_response_gives_infrastructure_and_context_through_the_broker(
         ("actorip", "198.51.100.23"),
     ]
     objects = pushed_objects(fake_opencti, connector_env["CONNECTOR_ID"], work)
-    assert_valid_bundle({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects})
+    assert_valid_bundle(valid_bundle(objects))
     panels = {p["name"]: p for p in objects_of(objects, "infrastructure")}
     assert set(panels) == {"C2 panel 203.0.113.7", "C2 panel panel.example.net"}
     entity_id = next(o["id"] for o in objects if o.get("value") == "198.51.100.23")
@@ -280,3 +298,48 @@ def test_url_scope_is_opt_in_and_enriches_a_c2_url(start_connector, connector_en
         for r in objects_of(objects, "relationship")
     )
     assert panel["name"] == "C2 panel panel.example.net"
+
+
+def test_sigterm_during_a_long_lookup_cuts_it_short_and_reports_the_work_in_error(
+    connector, connector_env, fake_opencti, simulator
+):
+    simulator.add_fault(Fault(kind="slow", seconds=25.0))
+    entity_id = fake_opencti.add_entity("Domain-Name", C2_DOMAIN)
+    work_id = fake_opencti.publish_enrichment(connector_env["CONNECTOR_ID"], entity_id)
+    deadline = time.monotonic() + 20
+    while not simulator.api_requests() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stopped = time.monotonic()
+    connector.signal(signal.SIGTERM)
+    assert connector.wait_exit(timeout=12) == 0
+    assert time.monotonic() - stopped < 10
+    work = fake_opencti.works[work_id]
+    assert work["processed"] and work["in_error"] is True
+    assert "enrich the value again" in work["message"]
+
+
+def test_sigterm_while_waiting_for_the_platform_exits_0_at_once(start_connector, connector_env):
+    process = start_connector({**connector_env, "OPENCTI_URL": "http://127.0.0.1:9"})
+    deadline = time.monotonic() + 30
+    while "attempt 1/3" not in process.log_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.signal(signal.SIGTERM)
+    assert process.wait_exit(timeout=5) == 0
+
+
+def test_a_red_marking_in_the_playbook_bundle_is_honoured_though_the_stored_entity_has_none(
+    connector, connector_env, fake_opencti, simulator
+):
+    """An earlier playbook step may have marked the entity: the bundle's markings count too."""
+    entity_id = fake_opencti.add_entity("IPv4-Addr", C2_IP, ["TLP:RED"])
+    captured: list[dict] = []
+    publish = fake_opencti.publish_raw
+    fake_opencti.publish_raw = lambda connector_id, message: captured.append(message)  # type: ignore[method-assign]
+    execution_id = fake_opencti.publish_enrichment(connector_env["CONNECTOR_ID"], entity_id, playbook=True)
+    fake_opencti.publish_raw = publish  # type: ignore[method-assign]
+    fake_opencti.entity(entity_id)["objectMarking"] = []  # the stored entity: unmarked
+    assert marking_id("TLP:RED") in captured[0]["event"]["bundle"]["objects"][0]["object_marking_refs"]
+    fake_opencti.publish_raw(connector_env["CONNECTOR_ID"], captured[0])
+    step = fake_opencti.wait_playbook_step(execution_id)
+    assert [o["id"] for o in step["bundle"]["objects"]] == [entity_id]
+    assert simulator.api_requests() == []
