@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean rabbitmq
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,17 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 demo: $(VENV)/.runtime
 	$(BIN)/python -m malbeacon_connector demo --output demo-bundle.json
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev rabbitmq
 	$(BIN)/ruff check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The end-to-end tests start a private RabbitMQ: Debian's rabbitmq-server, installed when missing.
+rabbitmq:
+	@if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server; \
+	fi
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check

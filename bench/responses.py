@@ -6,13 +6,15 @@ from datetime import UTC, datetime, timedelta
 _TAGS = ("agenttesla", "formbook", "stealer", "loader", "remcos", "lokibot")
 
 
-def _actor(rng: random.Random, index: int) -> tuple[str, str]:
+def _actor(rng: random.Random, index: int) -> tuple[str, str, str, str]:
+    """An actor's IP, host name, AS and country (fixed for the actor, as for a real address)."""
     if rng.random() < 0.1:
         ip = f"2001:db8:{index // 65536:x}:{index % 65536:x}::{rng.randint(1, 65535):x}"
     else:
         ip = f"{10 + index // 65536 % 200}.{index // 256 % 256}.{index % 256}.{rng.randint(1, 254)}"
     hostname = "NA" if rng.random() < 0.3 else f"host-{index}.isp{index % 97}.example.com"
-    return ip, hostname
+    asn = f"AS{64500 + rng.randint(0, 20)} Example Network"
+    return ip, hostname, asn, rng.choice(("NL", "DE", "RU", "US", "BR", "NA"))
 
 
 def generate_rows(count: int, seed: int = 1) -> list[dict[str, str]]:
@@ -22,7 +24,7 @@ def generate_rows(count: int, seed: int = 1) -> list[dict[str, str]]:
     start = datetime(2020, 1, 1, tzinfo=UTC)
     rows = []
     for position in range(count):
-        ip, hostname = actors[
+        ip, hostname, asn, country = actors[
             min(int(rng.paretovariate(1.2)) - 1, len(actors) - 1) if rng.random() < 0.3 else rng.randrange(len(actors))
         ]
         seen = start + timedelta(minutes=position * 7 + rng.randint(0, 6))
@@ -31,8 +33,8 @@ def generate_rows(count: int, seed: int = 1) -> list[dict[str, str]]:
                 "tstamp": seen.strftime("%Y-%m-%d %H:%M:%S"),
                 "actorip": ip if rng.random() > 0.02 else "NA",
                 "actorhostname": hostname,
-                "actorasnorg": f"AS{64500 + rng.randint(0, 20)} Example Network",
-                "actorcountrycode": rng.choice(("NL", "DE", "RU", "US", "BR", "NA")),
+                "actorasnorg": asn,
+                "actorcountrycode": country,
                 "actorcity": "NA",
                 "actorloc": "52.3740,4.8897",
                 "c2": "http://203.0.113.7/panel/gate.php?id=1&amp;k=2",
