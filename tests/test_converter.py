@@ -239,3 +239,10 @@ def test_sample_data_bundle_is_valid_and_counts_match(simulator):
     assert set(by_value(objects, "ipv6-addr")) == {"2001:db8:beef::12"}
     assert set(by_value(objects, "domain-name")) == {"dsl-198-51-100-23.isp.example.com", "vpn-exit.example.org"}
     assert_valid_bundle(full_bundle(objects, entity))
+
+
+def test_the_portal_link_is_on_the_author_only():
+    """The old connector attached the same portal link to every object."""
+    objects, _ = conversion_for([row("198.51.100.23", "a.example.com")], options=ConversionOptions())
+    with_link = [o["id"] for o in objects if "malbeacon.com" in str(o.get("external_references", ""))]
+    assert with_link == [AUTHOR_ID]

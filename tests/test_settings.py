@@ -374,3 +374,12 @@ def test_credentials_in_the_base_url_are_not_echoed(monkeypatch, config_file):
     with pytest.raises(SettingsError) as raised:
         load_settings(EnrichSettings, config_file=config_file)
     assert "s3cr3t" not in str(raised.value)
+
+
+@pytest.mark.parametrize("key", ["ключ-api", "key with space", "key\twith\ttab"])
+def test_an_api_key_that_cannot_travel_in_a_header_is_refused_at_start_up(monkeypatch, config_file, key):
+    set_env(monkeypatch, MALBEACON_API_KEY=key)
+    with pytest.raises(SettingsError) as raised:
+        load_settings(EnrichSettings, config_file=config_file)
+    assert "MALBEACON_API_KEY" in str(raised.value) and "printable ASCII" in str(raised.value)
+    assert key not in str(raised.value)

@@ -90,12 +90,9 @@ class ConversionOptions:
 
 @dataclass
 class Conversion:
-    """The new objects (and updated entities) of a conversion, with what they hold."""
+    """The new objects of a conversion, the updated enriched entities among them."""
 
     objects: list[dict]
-    actor_ips: int = 0
-    actor_hostnames: int = 0
-    infrastructures: int = 0
 
 
 @dataclass
@@ -380,6 +377,4 @@ def convert(enrichments: Sequence[Enrichment], options: ConversionOptions, now: 
     writer.actors()
     writer.panels()
     writer.resolutions()
-    ips = sum(1 for key in graph.actors if _is_ip(key) and key not in graph.enriched_ids)
-    hostnames = sum(1 for key in graph.actors if not _is_ip(key) and key not in graph.enriched_ids)
-    return Conversion(builder.ordered(), ips, hostnames, len(graph.panels))
+    return Conversion(builder.ordered())

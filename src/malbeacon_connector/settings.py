@@ -169,8 +169,12 @@ class MalbeaconSettings(BaseModel):
     def _check_api_key(cls, value: Any) -> SecretStr:
         if not isinstance(value, str | SecretStr | None):
             raise ValueError("must be text")
-        secret = value if isinstance(value, SecretStr) else SecretStr(value or "")
-        return _required_secret(secret, "your Malbeacon API key")
+        secret = _required_secret(
+            value if isinstance(value, SecretStr) else SecretStr(value or ""), "your Malbeacon API key"
+        )
+        if not re.fullmatch(r"[!-~]+", secret.get_secret_value()):  # it travels in an HTTP header
+            raise ValueError("must be printable ASCII without spaces; check for a copy-and-paste accident")
+        return secret
 
     @field_validator("api_base_url")
     @classmethod

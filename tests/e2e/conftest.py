@@ -53,12 +53,6 @@ def fake_opencti(rabbitmq: RabbitMQ) -> Iterator[FakeOpenCTI]:
 
 
 @pytest.fixture
-def malbeacon_simulator(simulator: MalbeaconSimulator) -> MalbeaconSimulator:
-    """The Malbeacon API simulator (the `simulator` fixture of tests/conftest.py)."""
-    return simulator
-
-
-@pytest.fixture
 def connector_env(fake_opencti: FakeOpenCTI, simulator: MalbeaconSimulator) -> dict[str, str]:
     """The environment of a connector process pointed at the fake platform and the simulator."""
     return {
