@@ -129,7 +129,7 @@ def enrich_values(
     try:
         for done, (value, entity_type) in enumerate(targets, start=1):
             entity = entity_for_value(value, entity_type, tlp)
-            results.append(enrich(client, entity, plan[entity_type]))
+            results.append(enrich(client, entity, plan[entity_type], settings.max_records))
             if progress is not None:
                 _draw_progress(progress, done, len(targets))
     finally:

@@ -11,6 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from .deadline import Deadline, watched_session
 from .errors import BadResponse, Cancelled, MalbeaconError, QuotaExceeded, Unauthorized, Unavailable
+from .quota import AnswerCache, RateLimiter
 from .settings import MalbeaconSettings
 
 logger = logging.getLogger(__name__)
@@ -63,6 +65,14 @@ def lookup_path(endpoint: str, value: str) -> str:
     return f"c2/{endpoint}/{quote(value, safe='')}"
 
 
+@dataclass(frozen=True)
+class Answer:
+    """Malbeacon's rows for one lookup, and whether the cache gave them (no API call made)."""
+
+    rows: list[object]
+    cached: bool
+
+
 class MalbeaconClient:
     """Calls `GET {base}/c2/{endpoint}/{value}` with timeouts and bounded, backed-off retries."""
 
@@ -76,6 +86,8 @@ class MalbeaconClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        cache: AnswerCache | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/") + "/"
         self._api_key = api_key
@@ -86,6 +98,8 @@ class MalbeaconClient:
         self._sleep = sleep
         self._cancelled = threading.Event()
         self._deadline: Deadline | None = None
+        self._cache = cache or AnswerCache(ttl=0)
+        self._rate_limiter = rate_limiter or RateLimiter(0)
 
     def close(self) -> None:
         """Release the pooled connections."""
@@ -100,14 +114,24 @@ class MalbeaconClient:
 
     def lookup(self, endpoint: str, value: str) -> list[object]:
         """The rows Malbeacon has for `value` on `endpoint`; [] when it has none."""
+        return self.answer(endpoint, value).rows
+
+    def answer(self, endpoint: str, value: str) -> "Answer":
+        """The rows for `value` on `endpoint`, from the cache when it has them (no API call)."""
         url = self._base_url + lookup_path(endpoint, value)
+        cached = self._cache.get(endpoint, value)
+        if cached is not None:
+            logger.debug("Malbeacon request %s %r: answered from the cache", endpoint, value)
+            return Answer(self._rows(_json(cached), ""), cached=True)
         deadline = time.monotonic() + self._timeout * self._attempts
         for attempt in range(1, self._attempts + 1):
-            started = time.monotonic()
+            self._rate_limiter.acquire(self._cancelled)
             if self._cancelled.is_set():
                 raise Cancelled("the connector stopped before Malbeacon answered; enrich the value again")
+            started = time.monotonic()
             try:
-                status, rows = self._attempt(url, min(self._timeout, deadline - started))
+                status, body, retry_after = self._attempt(url, min(self._timeout, deadline - started))
+                rows = self._interpret(status, body, retry_after)
             except _Retryable as failure:
                 _log_request(endpoint, value, attempt, started, f"failed, will retry if time allows: {failure.error}")
                 delay = failure.retry_after
@@ -122,10 +146,11 @@ class MalbeaconClient:
                 _log_request(endpoint, value, attempt, started, f"failed: {error}")
                 raise
             _log_request(endpoint, value, attempt, started, f"HTTP {status}, {len(rows)} records")
-            return rows
+            self._cache.put(endpoint, value, body if rows else b"[]")
+            return Answer(rows, cached=False)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _attempt(self, url: str, timeout: float) -> tuple[int, list[object]]:
+    def _attempt(self, url: str, timeout: float) -> tuple[int, bytes, str | None]:
         watchdog = Deadline(timeout)
         self._deadline = watchdog
         try:
@@ -159,7 +184,7 @@ class MalbeaconClient:
             ) from None
         finally:
             self._deadline = None
-        return status, self._interpret(status, body, retry_after)
+        return status, body, retry_after
 
     def _read_body(self, response: requests.Response) -> bytes:
         """The whole body within the size limit (the deadline's watchdog ends a read that takes too long)."""
@@ -258,10 +283,13 @@ def _retry_after_seconds(header: str | None) -> float | None:
 
 
 def client_from_settings(settings: MalbeaconSettings) -> MalbeaconClient:
-    """A client configured by the `malbeacon` settings section."""
+    """A client configured by the `malbeacon` settings section, with its cache and rate limit."""
     return MalbeaconClient(
         settings.api_base_url,
         settings.api_key.get_secret_value(),
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
+        max_response_bytes=settings.max_response_mb * 1024 * 1024,
+        cache=AnswerCache(ttl=settings.cache_ttl, max_entries=settings.cache_max_entries),
+        rate_limiter=RateLimiter(settings.rate_limit_per_minute),
     )

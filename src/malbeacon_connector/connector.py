@@ -89,7 +89,7 @@ class MalbeaconConnector:
         except ValueError as error:
             return self._finish_without_bundle(stix_objects, f"cannot be looked up in Malbeacon: {error}")
         entity = EnrichedEntity(stix_entity, entity_type, normalised, tlp)
-        result = enrich(self._client, entity, self._plan[entity_type])
+        result = enrich(self._client, entity, self._plan[entity_type], settings.malbeacon.max_records)
         self._helper.connector_logger.info("Malbeacon enrichment", {"summary": result.summary()})
         if result.error is not None:
             raise EnrichmentFailed(result.summary())

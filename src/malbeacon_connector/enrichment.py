@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from .client import MalbeaconClient
 from .converter import ConversionOptions, EnrichedEntity, Enrichment, Lookup
@@ -45,6 +46,10 @@ class EnrichmentResult:
     parsed: ParsedRecords = field(default_factory=ParsedRecords)
     lookups: list[Lookup] = field(default_factory=list)
     error: MalbeaconError | None = None
+    api_calls: int = 0  # lookups that reached Malbeacon (not answered by the cache)
+    cached: int = 0  # lookups answered by the cache
+    left_out: int = 0  # older records beyond the maximum kept per enrichment
+    max_records: int = 0
 
     @property
     def found(self) -> bool:
@@ -55,38 +60,71 @@ class EnrichmentResult:
         return Enrichment(self.entity, self.lookups if self.error is None else [])
 
     def summary(self) -> str:
-        """One line: what was asked and what came of it."""
+        """One line: what was asked, what it cost, and what came of it."""
         asked = f"{self.entity.value} ({self.entity.entity_type})"
         if self.error is not None:
-            return f"{asked}: failed: {self.error}"
+            return f"{asked}: failed: {self.error}{self._cost()}"
         if not self.parsed.received:
-            return f"{asked}: not found in Malbeacon"
+            return f"{asked}: not found in Malbeacon{self._cost()}"
         parsed = self.parsed
         line = f"{asked}: {parsed.received} records, {len(parsed.records)} kept"
         if parsed.rows_dropped:
             line += f", {parsed.rows_dropped} dropped"
+        if self.left_out:
+            line += f", {self.left_out} older ones left out (MALBEACON_MAX_RECORDS={self.max_records})"
         ips = {record.actor_ip for record in parsed.records if record.actor_ip is not None}
         hostnames = {record.actor_hostname for record in parsed.records if record.actor_hostname is not None}
         line += f"; {len(ips)} actor IPs, {len(hostnames)} actor host names"
         if parsed.dropped:
             reasons = ", ".join(f"{reason} x{count}" for reason, count in sorted(parsed.dropped.items()))
             line += f"; ignored: {reasons}"
-        return line
+        return line + self._cost()
+
+    def _cost(self) -> str:
+        calls = f"{self.api_calls} API call{'s' if self.api_calls != 1 else ''}"
+        return f" [{calls}, {self.cached} answered by the cache]" if self.cached else f" [{calls}]"
 
 
-def enrich(client: MalbeaconClient, entity: EnrichedEntity, endpoints: Sequence[str]) -> EnrichmentResult:
-    """Ask Malbeacon every endpoint for the entity's value; stop at the first failure."""
-    result = EnrichmentResult(entity)
+def enrich(
+    client: MalbeaconClient, entity: EnrichedEntity, endpoints: Sequence[str], max_records: int = 10_000
+) -> EnrichmentResult:
+    """Ask Malbeacon every endpoint for the entity's value (stopping at the first failure); keep the
+    `max_records` newest records."""
+    result = EnrichmentResult(entity, max_records=max_records)
     for endpoint in endpoints:
         try:
-            rows = client.lookup(endpoint, entity.value)
+            answer = client.answer(endpoint, entity.value)
         except MalbeaconError as error:
+            result.api_calls += 1
             result.error = error
             break
-        parsed = parse_records(rows)
+        result.cached += answer.cached
+        result.api_calls += not answer.cached
+        parsed = parse_records(answer.rows)
         result.lookups.append(Lookup(endpoint, parsed.records))
         result.parsed.extend(parsed)
+    _keep_newest(result, max_records)
     return result
+
+
+def _keep_newest(result: EnrichmentResult, max_records: int) -> None:
+    """Keep the newest records of all lookups (undated ones last) and count the others."""
+    total = sum(len(lookup.records) for lookup in result.lookups)
+    if total <= max_records:
+        return
+    dated = [
+        (record.seen_at, index, position)
+        for index, lookup in enumerate(result.lookups)
+        for position, record in enumerate(lookup.records)
+    ]
+    oldest_first = datetime.min.replace(tzinfo=UTC)
+    dated.sort(key=lambda item: (item[0] is not None, item[0] or oldest_first), reverse=True)
+    kept = {(index, position) for _, index, position in dated[:max_records]}
+    result.lookups = [
+        Lookup(lookup.endpoint, [r for position, r in enumerate(lookup.records) if (index, position) in kept])
+        for index, lookup in enumerate(result.lookups)
+    ]
+    result.left_out = total - max_records
 
 
 def entity_for_value(value: str, entity_type: str, tlp: str) -> EnrichedEntity:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .tlp import ALLOWED_TLP_TEXT, TLP_LEVELS, normalise_tlp
@@ -135,6 +135,20 @@ class MalbeaconSettings(BaseModel):
     )
     max_retries: int = Field(2, description="Retries after a timeout, a connection error, a 5xx or a 429", ge=0, le=10)
 
+    cache_ttl: int = Field(
+        3600,
+        description="Seconds an answer is reused instead of a new API call (0 disables the cache)",
+        ge=0,
+        le=30 * 86400,
+    )
+    cache_max_entries: int = Field(1000, description="Answers kept in the cache at most", ge=0, le=1_000_000)
+    rate_limit_per_minute: int = Field(
+        0, description="Malbeacon requests per minute at most (0: no limit)", ge=0, le=10_000
+    )
+    max_response_mb: int = Field(64, description="Largest Malbeacon answer read, in MiB", ge=1, le=1024)
+    max_records: int = Field(
+        10_000, description="Records kept per enrichment, newest first (the rest are counted)", ge=1, le=1_000_000
+    )
     ip_lookups: Annotated[tuple[str, ...], NoDecode] = Field(
         ("c2",),
         description="Malbeacon endpoints asked for an IP address, comma-separated: c2 (the IP as a C2 panel), "
@@ -181,15 +195,20 @@ class MalbeaconSettings(BaseModel):
     def _check_base_url(cls, value: str) -> str:
         return _http_url(value)
 
-    @field_validator("indicator_score_level", mode="before")
+    @field_validator(
+        "indicator_score_level",
+        "max_retries",
+        "cache_ttl",
+        "cache_max_entries",
+        "rate_limit_per_minute",
+        "max_response_mb",
+        "max_records",
+        mode="before",
+    )
     @classmethod
-    def _check_score(cls, value: Any) -> int:
-        return _integer_in(value, 0, 100)
-
-    @field_validator("max_retries", mode="before")
-    @classmethod
-    def _check_retries(cls, value: Any) -> int:
-        return _integer_in(value, 0, 10)
+    def _check_integers(cls, value: Any, info: ValidationInfo) -> int:
+        limits = {item.__class__.__name__: item for item in cls.model_fields[info.field_name].metadata}
+        return _integer_in(value, limits["Ge"].ge, limits["Le"].le)
 
     @field_validator("request_timeout", mode="before")
     @classmethod
