@@ -387,7 +387,7 @@ def test_key_cut_by_the_message_length_limit_is_not_partly_revealed(secret_clien
 def test_client_from_settings_uses_url_key_and_retries(simulator):
     """The settings' base URL and key give a working client, and its max_retries is applied."""
     settings = MalbeaconSettings(
-        api_key=simulator.api_key, api_base_url=simulator.base_url, request_timeout=2, max_retries=1
+        api_key=simulator.api_key, api_base_url=simulator.base_url, request_timeout=2, max_retries=1, cache_ttl=0
     )
     client = client_from_settings(settings)
     try:

@@ -98,8 +98,8 @@ class MalbeaconClient:
         self._sleep = sleep
         self._cancelled = threading.Event()
         self._deadline: Deadline | None = None
-        self._cache = cache or AnswerCache(ttl=0)
-        self._rate_limiter = rate_limiter or RateLimiter(0)
+        self._cache = cache if cache is not None else AnswerCache(ttl=0)
+        self._rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter(0)
 
     def close(self) -> None:
         """Release the pooled connections."""

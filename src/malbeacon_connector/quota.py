@@ -73,9 +73,15 @@ class AnswerCache:
 class RateLimiter:
     """At most `per_minute` requests in any 60 s window (0: no limit); waiting is logged."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[threading.Event, float], bool] = threading.Event.wait,
+    ) -> None:
         self._per_minute = per_minute
         self._clock = clock
+        self._wait = wait
         self._sent: deque[float] = deque()
         self._lock = threading.Lock()
 
@@ -98,6 +104,6 @@ class RateLimiter:
                 self._per_minute,
                 delay,
             )
-            if cancelled.wait(delay):
+            if self._wait(cancelled, delay):
                 return waited
             waited += delay
