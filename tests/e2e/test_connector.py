@@ -343,3 +343,13 @@ def test_a_red_marking_in_the_playbook_bundle_is_honoured_though_the_stored_enti
     step = fake_opencti.wait_playbook_step(execution_id)
     assert [o["id"] for o in step["bundle"]["objects"]] == [entity_id]
     assert simulator.api_requests() == []
+
+
+def test_re_enriching_a_value_is_answered_by_the_cache_and_says_so(connector, connector_env, fake_opencti, simulator):
+    first = enrich(fake_opencti, connector_env["CONNECTOR_ID"], C2_DOMAIN)
+    entity_id = fake_opencti.add_entity("Domain-Name", C2_DOMAIN)  # the same entity again
+    again = fake_opencti.wait_work_processed(fake_opencti.publish_enrichment(connector_env["CONNECTOR_ID"], entity_id))
+    assert "[1 API call]" in first["message"]
+    assert "[0 API calls, 1 answered by the cache]" in again["message"]
+    assert again["expectations"] == first["expectations"]
+    assert len(simulator.api_requests()) == 1
