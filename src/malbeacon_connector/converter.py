@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .enriched_entity import updated_entity
+from .gc_pause import gc_paused
 from .records import BeaconRecord
 from .stix_builder import StixBuilder, stix_time
 from .tlp import most_restrictive
@@ -354,6 +355,11 @@ def malbeacon_reference(enrichment: Enrichment) -> dict:
 
 def convert(enrichments: Sequence[Enrichment], options: ConversionOptions, now: datetime) -> Conversion:
     """The STIX objects for some enrichments; entities with records come back updated."""
+    with gc_paused():
+        return _convert(enrichments, options, now)
+
+
+def _convert(enrichments: Sequence[Enrichment], options: ConversionOptions, now: datetime) -> Conversion:
     found = [enrichment for enrichment in enrichments if enrichment.records]
     if not found:
         return Conversion([])

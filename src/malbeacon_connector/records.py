@@ -5,7 +5,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
+from .gc_pause import gc_paused
 from .values import (
     AutonomousSystem,
     Country,
@@ -82,6 +84,9 @@ class _InvalidField(Exception):
 
 def _text(value: object) -> str | None:
     """A present value as stripped text, None for Malbeacon's spellings of "missing"."""
+    if value.__class__ is str:
+        text = value.strip()  # type: ignore[attr-defined]
+        return None if len(text) < 5 and text.upper() in _MISSING else text
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -117,16 +122,22 @@ def _timestamp(text: str) -> datetime:
         raise _InvalidField("not a date and time") from None
 
 
+@lru_cache(maxsize=4096)
 def _tags(text: str) -> tuple[str, ...]:
     tags = (tag.strip().lower() for tag in text.split(","))
     return tuple(dict.fromkeys(tag for tag in tags if tag and tag.upper() not in _MISSING))
 
 
 def _c2_url(text: str) -> str:
-    url = normalise_url(html.unescape(text))
+    url = _unescaped_url(text)
     if url is None:
         raise _InvalidField("not a URL")
     return url
+
+
+@lru_cache(maxsize=4096)
+def _unescaped_url(text: str) -> str | None:
+    return normalise_url(html.unescape(text))
 
 
 def _asn(text: str) -> AutonomousSystem:
@@ -180,11 +191,14 @@ _FIELDS = {
 def parse_record(row: dict, dropped: Counter[str]) -> BeaconRecord:
     """Normalise one API row; each invalid field is left out and counted in `dropped`."""
     values: dict[str, object] = {}
-    for api_field, (attribute, convert) in _FIELDS.items():
+    for api_field, raw in row.items():
+        spec = _FIELDS.get(api_field)
+        if spec is None:
+            continue
         try:
-            text = _text(row.get(api_field))
+            text = _text(raw)
             if text is not None:
-                values[attribute] = convert(text)
+                values[spec[0]] = spec[1](text)
         except _InvalidField as reason:
             dropped[f"{api_field}: {reason}"] += 1
     return BeaconRecord(**values)
@@ -197,6 +211,12 @@ def parse_records(rows: Iterable[object]) -> ParsedRecords:
     """Normalise every row of a response; a row that is not a JSON object, or holds no usable field, is
     dropped and counted."""
     parsed = ParsedRecords()
+    with gc_paused():
+        _parse_into(parsed, rows)
+    return parsed
+
+
+def _parse_into(parsed: ParsedRecords, rows: Iterable[object]) -> None:
     for row in rows:
         parsed.received += 1
         if not isinstance(row, dict):
@@ -207,4 +227,3 @@ def parse_records(rows: Iterable[object]) -> ParsedRecords:
             parsed.dropped["row: no usable field"] += 1
         else:
             parsed.records.append(record)
-    return parsed

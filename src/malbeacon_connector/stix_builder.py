@@ -31,8 +31,7 @@ _AUTHOR_DESCRIPTION = (
 
 def stix_time(moment: datetime) -> str:
     """A STIX timestamp: UTC, millisecond precision, `Z` suffix."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 class StixBuilder:

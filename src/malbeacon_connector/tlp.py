@@ -71,14 +71,17 @@ def normalise_tlp(text: str) -> str:
     return name
 
 
+_RANKS = {tlp: rank for rank, tlp in enumerate(TLP_LEVELS)}
+
+
 def tlp_rank(tlp: str) -> int:
     """Position of a canonical TLP level, from the least (0) to the most restrictive."""
-    return TLP_LEVELS.index(tlp)
+    return _RANKS[tlp]
 
 
 def most_restrictive(tlps: Iterable[str]) -> str:
     """The most restrictive of some canonical TLP levels (TLP:CLEAR when there are none)."""
-    return max(tlps, key=tlp_rank, default="TLP:CLEAR")
+    return max(tlps, key=_RANKS.__getitem__, default="TLP:CLEAR")
 
 
 def marking_id(tlp: str) -> str:

@@ -4,7 +4,7 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -18,6 +18,7 @@ STIX_TYPES: dict[str, str] = {
 }
 IP_TYPES = ("IPv4-Addr", "IPv6-Addr")
 _MAX_TEXT_LENGTH = 2048
+_MEMO = 65536  # values repeat across a response's records: each distinct one is checked once
 _ASN = re.compile(r"AS(\d{1,10})\b\s*(.*)", re.IGNORECASE | re.DOTALL)
 _MAX_ASN = 2**32 - 1
 
@@ -42,6 +43,7 @@ _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 _MAX_HOSTNAME_LENGTH = 253
 
 
+@lru_cache(maxsize=_MEMO)
 def normalise_ip(text: str) -> tuple[str, str] | None:
     """`(canonical address, entity type)` for an IPv4 or IPv6 address, None when it is not one."""
     text = text.strip()
@@ -54,6 +56,7 @@ def normalise_ip(text: str) -> tuple[str, str] | None:
     return str(address), "IPv4-Addr" if address.version == 4 else "IPv6-Addr"
 
 
+@lru_cache(maxsize=_MEMO)
 def normalise_hostname(text: str) -> str | None:
     """The lower-cased RFC 1123 host name without trailing dot, None when the text is not one.
 
@@ -74,6 +77,7 @@ def normalise_hostname(text: str) -> str | None:
     return name
 
 
+@lru_cache(maxsize=_MEMO)
 def normalise_url(text: str) -> str | None:
     """The URL without surrounding blanks, None unless it has a scheme and a host and no control characters."""
     url = text.strip()
@@ -87,6 +91,7 @@ def normalise_url(text: str) -> str | None:
     return url if parts.scheme and host else None
 
 
+@lru_cache(maxsize=_MEMO)
 def url_host(url: str) -> tuple[str, str] | None:
     """`(host, entity type)` of a URL whose host is an IP address or a valid host name."""
     try:
@@ -102,6 +107,7 @@ def url_host(url: str) -> tuple[str, str] | None:
     return (name, "Domain-Name") if name is not None else None
 
 
+@lru_cache(maxsize=_MEMO)
 def normalise_user_agent(text: str) -> str | None:
     """A user agent string without surrounding blanks; None when empty, too long or with control characters."""
     agent = text.strip()
@@ -110,6 +116,7 @@ def normalise_user_agent(text: str) -> str | None:
     return agent
 
 
+@lru_cache(maxsize=_MEMO)
 def parse_asn(text: str) -> AutonomousSystem | None:
     """`AS64500 Example ISP` as an autonomous system; None when it names no valid AS number."""
     match = _ASN.fullmatch(text.strip())
@@ -124,6 +131,7 @@ def _countries() -> dict[str, str]:
     return json.loads(resources.files(__package__).joinpath("data/countries.json").read_text("utf-8"))
 
 
+@lru_cache(maxsize=_MEMO)
 def parse_country(code: str) -> Country | None:
     """The country of an ISO 3166-1 alpha-2 code (any case); None for anything else."""
     code = code.strip().upper()
