@@ -2,10 +2,11 @@
 
 import html
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TypeVar
 
 from .gc_pause import gc_paused
 from .values import (
@@ -20,6 +21,7 @@ from .values import (
 )
 
 _MISSING = {"", "NA", "N/A", "NULL", "NONE"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,18 +100,27 @@ def _text(value: object) -> str | None:
     return None if text.upper() in _MISSING else text
 
 
-def _ip(text: str) -> ActorIp:
+def _required(normalise: Callable[[str], T | None], reason: str) -> Callable[[str], T]:
+    """A converter that raises `_InvalidField(reason)` where `normalise` finds nothing valid."""
+
+    def convert(text: str) -> T:
+        value = normalise(text)
+        if value is None:
+            raise _InvalidField(reason)
+        return value
+
+    return convert
+
+
+@lru_cache(maxsize=65536)
+def _actor_ip(text: str) -> ActorIp | None:
     parsed = normalise_ip(text)
-    if parsed is None:
-        raise _InvalidField("not an IP address")
-    return ActorIp(*parsed)
+    return ActorIp(*parsed) if parsed is not None else None
 
 
-def _hostname(text: str) -> str:
-    name = normalise_hostname(text)
-    if name is None:
-        raise _InvalidField("not a valid host name")
-    return name
+@lru_cache(maxsize=4096)
+def _unescaped_url(text: str) -> str | None:
+    return normalise_url(html.unescape(text))
 
 
 def _timestamp(text: str) -> datetime:
@@ -128,37 +139,12 @@ def _tags(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tag for tag in tags if tag and tag.upper() not in _MISSING))
 
 
-def _c2_url(text: str) -> str:
-    url = _unescaped_url(text)
-    if url is None:
-        raise _InvalidField("not a URL")
-    return url
-
-
-@lru_cache(maxsize=4096)
-def _unescaped_url(text: str) -> str | None:
-    return normalise_url(html.unescape(text))
-
-
-def _asn(text: str) -> AutonomousSystem:
-    asn = parse_asn(text)
-    if asn is None:
-        raise _InvalidField("no AS number")
-    return asn
-
-
-def _country(text: str) -> Country:
-    country = parse_country(text)
-    if country is None:
-        raise _InvalidField("not a country code")
-    return country
-
-
-def _user_agent(text: str) -> str:
-    agent = normalise_user_agent(text)
-    if agent is None:
-        raise _InvalidField("not a user agent")
-    return agent
+_ip = _required(_actor_ip, "not an IP address")
+_hostname = _required(normalise_hostname, "not a valid host name")
+_c2_url = _required(_unescaped_url, "not a URL")
+_asn = _required(parse_asn, "no AS number")
+_country = _required(parse_country, "not a country code")
+_user_agent = _required(normalise_user_agent, "not a user agent")
 
 
 # API field -> (record attribute, converter of the present text)

@@ -31,6 +31,17 @@ def enrich(fake: FakeOpenCTI, connector_id: str, value: str, markings=(), timeou
     return fake.wait_work_processed(work_id, timeout=timeout)
 
 
+def start_slow_enrichment(fake: FakeOpenCTI, connector_id: str, simulator, seconds: float) -> str:
+    """Publish an enrichment whose Malbeacon answer takes `seconds`; return once the request reached it."""
+    simulator.add_fault(Fault(kind="slow", seconds=seconds))
+    work_id = fake.publish_enrichment(connector_id, fake.add_entity("Domain-Name", C2_DOMAIN))
+    deadline = time.monotonic() + 20
+    while not simulator.api_requests() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert simulator.api_requests(), "the enrichment never reached Malbeacon"
+    return work_id
+
+
 def pushed_objects(fake: FakeOpenCTI, connector_id: str, work: dict) -> list[dict]:
     """Every object pushed for a work, de-duplicated (each split bundle carries its dependencies)."""
     bundles = fake.take_pushed_bundles(connector_id, expected_count=work["expectations"])
@@ -185,13 +196,7 @@ def test_two_processes_with_one_id_share_the_queue_and_process_each_message_once
 
 
 def test_sigterm_finishes_the_message_in_progress_and_exits_0(connector, connector_env, fake_opencti, simulator):
-    simulator.add_fault(Fault(kind="slow", seconds=2.0))
-    entity_id = fake_opencti.add_entity("Domain-Name", C2_DOMAIN)
-    work_id = fake_opencti.publish_enrichment(connector_env["CONNECTOR_ID"], entity_id)
-    deadline = time.monotonic() + 20
-    while not simulator.api_requests() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert simulator.api_requests(), "the enrichment never reached Malbeacon"
+    work_id = start_slow_enrichment(fake_opencti, connector_env["CONNECTOR_ID"], simulator, seconds=2.0)
     stopped = time.monotonic()
     connector.signal(signal.SIGTERM)
     assert connector.wait_exit(timeout=10) == 0
@@ -303,12 +308,7 @@ def test_url_scope_is_opt_in_and_enriches_a_c2_url(start_connector, connector_en
 def test_sigterm_during_a_long_lookup_cuts_it_short_and_reports_the_work_in_error(
     connector, connector_env, fake_opencti, simulator
 ):
-    simulator.add_fault(Fault(kind="slow", seconds=25.0))
-    entity_id = fake_opencti.add_entity("Domain-Name", C2_DOMAIN)
-    work_id = fake_opencti.publish_enrichment(connector_env["CONNECTOR_ID"], entity_id)
-    deadline = time.monotonic() + 20
-    while not simulator.api_requests() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    work_id = start_slow_enrichment(fake_opencti, connector_env["CONNECTOR_ID"], simulator, seconds=25.0)
     stopped = time.monotonic()
     connector.signal(signal.SIGTERM)
     assert connector.wait_exit(timeout=12) == 0
