@@ -47,7 +47,8 @@ def test_config_schema_file_is_up_to_date():
 def test_config_schema_lists_every_setting_and_the_required_ones():
     schema = json.loads(render())
     assert set(schema["properties"]) == setting_names() | {"CONNECTOR_TYPE"}
-    assert set(schema["required"]) == {"OPENCTI_URL", "OPENCTI_TOKEN", "CONNECTOR_ID", "MALBEACON_API_KEY"}
+    assert set(schema["required"]) == {"OPENCTI_URL", "OPENCTI_TOKEN", "CONNECTOR_ID"}
+    assert schema["anyOf"] == [{"required": ["MALBEACON_API_KEY"]}, {"required": ["MALBEACON_API_KEY_FILE"]}]
     assert schema["properties"]["MALBEACON_INDICATOR_SCORE_LEVEL"] == {
         "default": 50,
         "description": schema["properties"]["MALBEACON_INDICATOR_SCORE_LEVEL"]["description"],
@@ -77,8 +78,10 @@ def test_compose_file_uses_the_public_variable_names():
 
 
 def test_sample_config_documents_every_setting():
-    sample = yaml.safe_load((ROOT / "config.yml.sample").read_text())
+    text = (ROOT / "config.yml.sample").read_text()
+    sample = yaml.safe_load(text)
     documented = {f"{section}_{name}".upper() for section, values in sample.items() for name in values}
+    documented |= {f"malbeacon_{name}".upper() for name in re.findall(r"^  # (\w+): ", text, re.MULTILINE)}
     assert documented == setting_names()
 
 

@@ -383,3 +383,27 @@ def test_an_api_key_that_cannot_travel_in_a_header_is_refused_at_start_up(monkey
         load_settings(EnrichSettings, config_file=config_file)
     assert "MALBEACON_API_KEY" in str(raised.value) and "printable ASCII" in str(raised.value)
     assert key not in str(raised.value)
+
+
+def test_the_api_key_can_come_from_a_file_such_as_a_docker_secret(monkeypatch, config_file, tmp_path):
+    secret = tmp_path / "malbeacon_api_key"
+    secret.write_text(f"  {API_KEY}\n", encoding="utf-8")
+    set_env(monkeypatch, MALBEACON_API_KEY_FILE=str(secret))
+    assert load_settings(EnrichSettings, config_file=config_file).malbeacon.api_key.get_secret_value() == API_KEY
+    set_env(monkeypatch, MALBEACON_API_KEY="from-the-environment")  # the variable wins over the file
+    assert load_settings(EnrichSettings, config_file=config_file).malbeacon.api_key.get_secret_value() == (
+        "from-the-environment"
+    )
+
+
+@pytest.mark.parametrize("content", [None, "", "ChangeMe"])
+def test_an_unreadable_or_empty_key_file_is_reported(monkeypatch, config_file, tmp_path, content):
+    secret = tmp_path / "key"
+    if content is not None:
+        secret.write_text(content, encoding="utf-8")
+    set_env(monkeypatch, MALBEACON_API_KEY_FILE=str(secret))
+    with pytest.raises(SettingsError) as raised:
+        load_settings(EnrichSettings, config_file=config_file)
+    (problem,) = raised.value.problems
+    assert problem.startswith("MALBEACON_API_KEY (malbeacon.api_key): ")
+    assert ("cannot be read" in problem) if content is None else True

@@ -25,12 +25,14 @@ def config_schema() -> dict[str, Any]:
             properties[f"{section}_{name}".upper()] = schema
         required += [f"{section}_{name}".upper() for name in section_schema.get("required", [])]
     properties["CONNECTOR_TYPE"] = {"const": "INTERNAL_ENRICHMENT", "default": "INTERNAL_ENRICHMENT", "type": "string"}
+    properties["MALBEACON_API_KEY"].pop("default", None)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "malbeacon-connector.config.schema.json",
         "type": "object",
         "properties": properties,
         "required": required,
+        "anyOf": [{"required": ["MALBEACON_API_KEY"]}, {"required": ["MALBEACON_API_KEY_FILE"]}],
         "additionalProperties": True,
     }
 

@@ -118,7 +118,15 @@ class ConnectorSettings(BaseModel):
 class MalbeaconSettings(BaseModel):
     """How to call the Malbeacon API and shape what it returns."""
 
-    api_key: SecretStr = Field(description="Your Malbeacon API key (https://malbeacon.com/apply)")
+    api_key_file: Path | None = Field(
+        None, description="A file holding the API key (a Docker secret), read when MALBEACON_API_KEY is not set"
+    )
+    api_key: SecretStr = Field(
+        None,  # type: ignore[assignment]  # validated: required unless the key file gives it
+        validate_default=True,
+        description="Your Malbeacon API key (https://malbeacon.com/apply), or see MALBEACON_API_KEY_FILE",
+        json_schema_extra={"type": "string", "format": "password", "writeOnly": True},
+    )
     api_base_url: str = Field(DEFAULT_BASE_URL, description="The Malbeacon API base URL", json_schema_extra=_URI)
     indicator_score_level: int = Field(50, description="Score of created observables and indicators", ge=0, le=100)
     max_tlp: str = Field(
@@ -180,7 +188,9 @@ class MalbeaconSettings(BaseModel):
 
     @field_validator("api_key", mode="before")
     @classmethod
-    def _check_api_key(cls, value: Any) -> SecretStr:
+    def _check_api_key(cls, value: Any, info: ValidationInfo) -> SecretStr:
+        if value in (None, "") and info.data.get("api_key_file") is not None:
+            value = _read_secret_file(info.data["api_key_file"])
         if not isinstance(value, str | SecretStr | None):
             raise ValueError("must be text")
         secret = _required_secret(
@@ -225,6 +235,13 @@ class MalbeaconSettings(BaseModel):
     @classmethod
     def _check_max_tlp(cls, value: str) -> str:
         return normalise_tlp(value)
+
+
+def _read_secret_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"MALBEACON_API_KEY_FILE {str(path)!r} cannot be read ({error.__class__.__name__})") from None
 
 
 def _choices(value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
