@@ -9,7 +9,9 @@ No Results", 401 "ERROR: Unauthorized"), and can inject faults:
 - `status`: answer a status code (with an optional JSON body and Retry-After)
 - `slow`: wait `seconds` before answering normally
 - `hang`: never answer (until the simulator stops)
-- `malformed`: answer 200 with a body that is not JSON (or the `body` given)
+- `malformed`: answer 200 with a body that is not JSON (or the `body` given; lone surrogates such as
+  `\udcff` become the raw bytes they stand for, to send invalid UTF-8)
+- `huge`: answer 200 with a JSON list of `size` bytes, streamed (never held in memory)
 - `trickle`: send the answer one byte every `seconds`
 - `slow-headers`: send the status line and headers one byte every `seconds`
 - `reset`: close the connection in the middle of the body
@@ -19,6 +21,7 @@ or until cleared. Tests drive it in-process (`MalbeaconSimulator`) or, when it r
 its own process, through `/_sim/requests` (GET, DELETE) and `/_sim/faults` (POST, DELETE).
 """
 
+import contextlib
 import json
 import socket
 import threading
@@ -45,9 +48,10 @@ class Fault:
     body: str | None = None
     retry_after: str | None = None
     seconds: float = 1.0
+    size: int = 0
     times: int | None = None
 
-    KINDS = ("status", "slow", "hang", "malformed", "trickle", "slow-headers", "reset")
+    KINDS = ("status", "slow", "hang", "malformed", "trickle", "slow-headers", "reset", "huge")
 
     def __post_init__(self) -> None:
         if self.kind not in self.KINDS:
@@ -242,7 +246,9 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
             self._send(fault.status, body.encode("utf-8"), headers)
         elif fault.kind == "malformed":
             body = fault.body if fault.body is not None else "<html><body>Bad Gateway</body></html>"
-            self._send(200, body.encode("utf-8"))
+            self._send(200, body.encode("utf-8", "surrogateescape"))
+        elif fault.kind == "huge":
+            self._stream_huge(fault.size)
         elif fault.kind == "trickle":
             self._trickle(b'[{"actorip": "192.0.2.1"}]', fault.seconds)
         elif fault.kind == "slow-headers":
@@ -251,6 +257,22 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
         else:
             self._reset()
         return True
+
+    def _stream_huge(self, size: int) -> None:
+        """A `size`-byte JSON list of records, written chunk by chunk until done or the client leaves."""
+        record = b'{"actorip": "192.0.2.1", "tags": "huge"},'
+        chunk = record * (65536 // len(record))
+        self._head(200, size)
+        sent = 0
+        with contextlib.suppress(OSError):
+            self.wfile.write(b"[")
+            sent = 1
+            while sent < size - 1 and not self.sim.stopping:
+                piece = chunk[: size - 1 - sent]
+                self.wfile.write(piece)
+                sent += len(piece)
+            self.wfile.write(b"]")
+        self.close_connection = True
 
     def _trickle(self, body: bytes, seconds: float) -> None:
         self._head(200, len(body))
