@@ -88,6 +88,7 @@ class MalbeaconClient:
         sleep: Callable[[float], None] = time.sleep,
         cache: AnswerCache | None = None,
         rate_limiter: RateLimiter | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/") + "/"
         self._api_key = api_key
@@ -95,6 +96,7 @@ class MalbeaconClient:
         self._attempts = max_retries + 1
         self._max_response_bytes = max_response_bytes
         self._session = session or watched_session()
+        self._verify: str | bool = ca_bundle or True  # TLS certificates are verified either way
         self._sleep = sleep
         self._cancelled = threading.Event()
         self._deadline: Deadline | None = None
@@ -162,11 +164,17 @@ class MalbeaconClient:
                     timeout=timeout,
                     stream=True,
                     allow_redirects=False,
+                    verify=self._verify,
                 ) as response,
             ):
                 body = self._read_body(response)
                 status = response.status_code
                 retry_after = response.headers.get("Retry-After")
+        except requests.exceptions.SSLError:
+            raise Unavailable(
+                f"the TLS certificate of {self._base_url} is not trusted; if a proxy re-signs traffic, set "
+                "MALBEACON_CA_BUNDLE to its CA certificates (PEM)"
+            ) from None
         except (requests.RequestException, HTTPError, OSError) as error:
             if self._cancelled.is_set():
                 raise Cancelled("the connector stopped before Malbeacon answered; enrich the value again") from None
@@ -292,4 +300,5 @@ def client_from_settings(settings: MalbeaconSettings) -> MalbeaconClient:
         max_response_bytes=settings.max_response_mb * 1024 * 1024,
         cache=AnswerCache(ttl=settings.cache_ttl, max_entries=settings.cache_max_entries),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+        ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
     )

@@ -143,6 +143,11 @@ class MalbeaconSettings(BaseModel):
     )
     max_retries: int = Field(2, description="Retries after a timeout, a connection error, a 5xx or a 429", ge=0, le=10)
 
+    ca_bundle: Path | None = Field(
+        None,
+        description="CA certificates (PEM) to trust for the Malbeacon API instead of the system's; "
+        "certificates are always verified",
+    )
     cache_ttl: int = Field(
         3600,
         description="Seconds an answer is reused instead of a new API call (0 disables the cache)",
@@ -199,6 +204,13 @@ class MalbeaconSettings(BaseModel):
         if not re.fullmatch(r"[!-~]+", secret.get_secret_value()):  # it travels in an HTTP header
             raise ValueError("must be printable ASCII without spaces; check for a copy-and-paste accident")
         return secret
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _check_ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{str(value)!r} is not a readable file of CA certificates (PEM)")
+        return value
 
     @field_validator("api_base_url")
     @classmethod

@@ -24,6 +24,7 @@ its own process, through `/_sim/requests` (GET, DELETE) and `/_sim/faults` (POST
 import contextlib
 import json
 import socket
+import ssl
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -88,6 +89,7 @@ class MalbeaconSimulator:
         api_key: str = DEFAULT_API_KEY,
         host: str = "127.0.0.1",
         port: int = 0,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.data = load_sample_data() if data is None else data
         self.api_key = api_key
@@ -97,6 +99,12 @@ class MalbeaconSimulator:
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
+        self._scheme = "http"
+        if tls is not None:  # (certificate chain, private key), PEM
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread: threading.Thread | None = None
 
     @property
@@ -105,7 +113,7 @@ class MalbeaconSimulator:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self._server.server_address[0]}:{self.port}/v1"
+        return f"{self._scheme}://{self._server.server_address[0]}:{self.port}/v1"
 
     def start(self) -> "MalbeaconSimulator":
         self._thread = threading.Thread(
