@@ -344,3 +344,11 @@ def test_a_row_with_no_usable_field_is_dropped_so_an_empty_answer_is_not_a_c2():
     parsed = parse_records([{}, {"foo": 1}, {"actorip": "garbage", "tstamp": "NA"}, {"tags": "formbook"}])
     assert len(parsed.records) == 1
     assert parsed.dropped["row: no usable field"] == 3
+
+
+@pytest.mark.parametrize("field", ["actorhostname", "c2", "useragent", "tags", "actorip", "tstamp", "actorasnorg"])
+def test_enormous_field_values_are_dropped_or_kept_without_harm(field):
+    """A megabyte in one field: counted as invalid (or kept as bounded text), never fatal, the row kept."""
+    parsed = parse_records([{**GOOD_ROW, field: "a" * 1_000_000}])
+    assert len(parsed.records) == 1
+    assert parsed.records[0].actor_ip is not None or field == "actorip"
