@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from malbeacon_connector.settings import EnrichSettings, Settings, SettingsError, load_settings
@@ -407,3 +407,24 @@ def test_an_unreadable_or_empty_key_file_is_reported(monkeypatch, config_file, t
     (problem,) = raised.value.problems
     assert problem.startswith("MALBEACON_API_KEY (malbeacon.api_key): ")
     assert ("cannot be read" in problem) if content is None else True
+
+
+SETTING_NAMES = sorted(
+    f"{section}_{name}".upper()
+    for section, field in Settings.model_fields.items()
+    for name in field.annotation.model_fields
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(SETTING_NAMES),
+    text=st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=60),
+)
+def test_any_value_of_any_setting_is_accepted_or_reported_never_a_crash(monkeypatch, config_file, name, text):
+    set_env(monkeypatch, **{**VALID_ENV, name: text})
+    try:
+        load_settings(Settings, config_file=config_file)
+    except SettingsError as error:
+        assert all(problem.split(" (")[0].isupper() for problem in error.problems)
+        assert API_KEY not in str(error) and TOKEN not in str(error)
