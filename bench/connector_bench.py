@@ -13,21 +13,18 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
+sys.path[:0] = [str(Path(__file__).resolve().parent)]
 
+from harness import stage  # noqa: E402
 from pycti import OpenCTIConnectorHelper  # noqa: E402
 from responses import generate_rows  # noqa: E402
 
-from e2e.broker import RabbitMQ  # noqa: E402
 from e2e.connector_process import ConnectorProcess  # noqa: E402
 from e2e.fake_opencti import FakeOpenCTI, decode_bundle  # noqa: E402
-from malbeacon_connector.simulator import MalbeaconSimulator  # noqa: E402
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -46,32 +43,15 @@ def measure(sizes: list[int], runs: int) -> list[dict]:
     values = {size: [f"c2-{size}-{run}.example.net" for run in range(runs)] for size in sizes}
     data = {"c2": {value: generate_rows(size, seed=size) for size in sizes for value in values[size]}}
     rows, bundles = [], {}
-    with tempfile.TemporaryDirectory() as workdir:
-        broker = RabbitMQ().start(Path(workdir) / "rabbitmq")
-        try:
-            with FakeOpenCTI(broker) as platform, MalbeaconSimulator(data) as simulator:
-                env = {
-                    "OPENCTI_URL": platform.url,
-                    "OPENCTI_TOKEN": platform.token,
-                    "CONNECTOR_ID": str(uuid.uuid4()),
-                    "CONNECTOR_TYPE": "INTERNAL_ENRICHMENT",
-                    "CONNECTOR_NAME": "Malbeacon",
-                    "CONNECTOR_SCOPE": "Domain-Name",
-                    "CONNECTOR_LOG_LEVEL": "error",
-                    "CONNECTOR_EXPOSE_METRICS": "false",
-                    "MALBEACON_API_KEY": simulator.api_key,
-                    "MALBEACON_API_BASE_URL": simulator.base_url,
-                }
-                with ConnectorProcess(env, Path(workdir), name="bench-connector") as connector:
-                    connector.wait_registered(platform, timeout=60)
-                    for size in sizes:
-                        row, bundles[size] = _measure_size(platform, connector, env["CONNECTOR_ID"], size, values[size])
-                        rows.append(row)
-                pycti_alone = _pycti_helper(platform)
-                for row in rows:
-                    row["pycti_seconds"] = _measure_pycti(platform, pycti_alone, bundles[row["records"]], runs)
-        finally:
-            broker.stop()
+    with stage(data) as running:
+        for size in sizes:
+            row, bundles[size] = _measure_size(
+                running.platform, running.connector, running.connector_id, size, values[size]
+            )
+            rows.append(row)
+        pycti_alone = _pycti_helper(running.platform)
+        for row in rows:
+            row["pycti_seconds"] = _measure_pycti(running.platform, pycti_alone, bundles[row["records"]], runs)
     return rows
 
 
