@@ -1,12 +1,14 @@
 """Whatever Malbeacon does, each work finishes (in error where it failed) within a stated bound, the
 connector's memory stays bounded, the key never shows, and the next message is processed normally."""
 
+import json
 import time
 
 import pytest
 
 from malbeacon_connector.simulator import Fault
 
+from .fake_opencti import decode_bundle
 from .test_connector import C2_DOMAIN, enrich
 
 SECRET = "MB-FAULTS-KEY-42"
@@ -74,3 +76,5 @@ def test_every_malbeacon_fault_ends_in_error_in_bounded_time_and_the_next_messag
     assert "Malbeacon request c2 'fault-0.example.com'" in output  # debug level was on
     assert SECRET not in output
     assert all(SECRET not in str(work) for work in fake_opencti.works.values())
+    pushed = fake_opencti.take_pushed_messages(connector_env["CONNECTOR_ID"], timeout=10)
+    assert pushed and all(SECRET not in json.dumps(decode_bundle(message)) for message in pushed)
