@@ -98,7 +98,7 @@ class MalbeaconConnector:
         conversion = convert([result.as_enrichment()], self._options, now=datetime.now(UTC))
         objects = merge_objects(stix_objects, conversion.objects)
         self._send(objects)
-        return f"{result.summary()}; {len(objects)} objects sent"
+        return result.summary(objects_sent=len(objects))
 
     def _finish_without_bundle(self, stix_objects: list[dict], message: str) -> str:
         self._helper.connector_logger.info(message)

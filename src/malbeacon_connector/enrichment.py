@@ -59,8 +59,8 @@ class EnrichmentResult:
         """The input of the converter (no lookups when one of them failed)."""
         return Enrichment(self.entity, self.lookups if self.error is None else [])
 
-    def summary(self) -> str:
-        """One line: what was asked, what it cost, and what came of it."""
+    def summary(self, objects_sent: int | None = None) -> str:
+        """One line: what was asked, what came of it (and how many objects were sent), what it cost."""
         asked = f"{self.entity.value} ({self.entity.entity_type})"
         if self.error is not None:
             return f"{asked}: failed: {self.error}{self._cost()}"
@@ -78,6 +78,8 @@ class EnrichmentResult:
         if parsed.dropped:
             reasons = ", ".join(f"{reason} x{count}" for reason, count in sorted(parsed.dropped.items()))
             line += f"; ignored: {reasons}"
+        if objects_sent is not None:
+            line += f"; {objects_sent} objects sent"
         return line + self._cost()
 
     def _cost(self) -> str:
