@@ -2,10 +2,11 @@
 
 import logging
 import threading
+import time
 
 import pytest
 
-from malbeacon_connector.client import client_from_settings
+from malbeacon_connector.client import MalbeaconClient, client_from_settings
 from malbeacon_connector.enrichment import enrich, entity_for_value
 from malbeacon_connector.errors import BadResponse, Unavailable
 from malbeacon_connector.quota import AnswerCache, RateLimiter
@@ -126,3 +127,22 @@ def test_only_the_newest_records_are_kept_and_the_rest_are_named():
     assert sorted(kept) == ["192.0.2.10", "192.0.2.8", "192.0.2.9"]
     assert result.left_out == 8
     assert "8 older ones left out (MALBEACON_MAX_RECORDS=3)" in result.summary()
+
+
+def test_waiting_for_the_rate_limit_does_not_eat_the_lookup_time(simulator):
+    """A wait for our turn longer than the lookup's whole time limit must not leave the request no time."""
+    offset = [0.0]
+
+    def clock() -> float:
+        return time.monotonic() + offset[0]
+
+    def wait(event: threading.Event, seconds: float) -> bool:
+        time.sleep(1.5)  # really waits longer than the 1 s the lookup may take...
+        offset[0] += seconds  # ...and the rate limit's minute passes
+        return event.is_set()
+
+    limiter = RateLimiter(1, clock=clock, wait=wait)
+    limiter.acquire(threading.Event())  # the one request of this minute is used up
+    settings = settings_for(simulator, request_timeout=1, max_retries=0)
+    client = MalbeaconClient(settings.api_base_url, simulator.api_key, timeout=1, max_retries=0, rate_limiter=limiter)
+    assert len(client.lookup("c2", "203.0.113.7")) == 6

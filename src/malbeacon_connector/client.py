@@ -127,7 +127,7 @@ class MalbeaconClient:
             return Answer(self._rows(_json(cached), ""), cached=True)
         deadline = time.monotonic() + self._timeout * self._attempts
         for attempt in range(1, self._attempts + 1):
-            self._rate_limiter.acquire(self._cancelled)
+            deadline += self._rate_limiter.acquire(self._cancelled)  # waiting for our turn is not Malbeacon's time
             if self._cancelled.is_set():
                 raise Cancelled("the connector stopped before Malbeacon answered; enrich the value again")
             started = time.monotonic()

@@ -3,7 +3,7 @@
 The only module that knows pycti. Per message: scope check, TLP gate (before any
 Malbeacon request), enrichment, one bundle (the original objects + the new ones).
 In a playbook the original bundle goes back on every path, so the playbook never stalls.
-Nothing is kept from one message to the next.
+Nothing is kept from one message to the next but the client's cache of Malbeacon answers.
 """
 
 import contextlib

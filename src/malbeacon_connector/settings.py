@@ -145,7 +145,7 @@ class MalbeaconSettings(BaseModel):
 
     ca_bundle: Path | None = Field(
         None,
-        description="CA certificates (PEM) to trust for the Malbeacon API instead of the system's; "
+        description="CA certificates (PEM) to trust for the Malbeacon API instead of certifi's bundle; "
         "certificates are always verified",
     )
     cache_ttl: int = Field(

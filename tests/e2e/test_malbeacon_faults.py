@@ -76,5 +76,6 @@ def test_every_malbeacon_fault_ends_in_error_in_bounded_time_and_the_next_messag
     assert "Malbeacon request c2 'fault-0.example.com'" in output  # debug level was on
     assert SECRET not in output
     assert all(SECRET not in str(work) for work in fake_opencti.works.values())
+    assert all(SECRET not in str(call.variables) for call in fake_opencti.calls)
     pushed = fake_opencti.take_pushed_messages(connector_env["CONNECTOR_ID"], timeout=10)
     assert pushed and all(SECRET not in json.dumps(decode_bundle(message)) for message in pushed)
