@@ -3,7 +3,6 @@ connector in its own process, as in the end-to-end tests (tests/e2e)."""
 
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests")]
 
 from e2e.broker import RabbitMQ  # noqa: E402
-from e2e.connector_process import ConnectorProcess  # noqa: E402
+from e2e.connector_process import ConnectorProcess, connector_environment  # noqa: E402
 from e2e.fake_opencti import FakeOpenCTI  # noqa: E402
 from malbeacon_connector.simulator import MalbeaconSimulator  # noqa: E402
 
@@ -33,19 +32,7 @@ def stage(data: dict | None = None, **settings: str) -> Iterator[Stage]:
         broker = RabbitMQ().start(Path(workdir) / "rabbitmq")
         try:
             with FakeOpenCTI(broker) as platform, MalbeaconSimulator(data) as simulator:
-                env = {
-                    "OPENCTI_URL": platform.url,
-                    "OPENCTI_TOKEN": platform.token,
-                    "CONNECTOR_ID": str(uuid.uuid4()),
-                    "CONNECTOR_TYPE": "INTERNAL_ENRICHMENT",
-                    "CONNECTOR_NAME": "Malbeacon",
-                    "CONNECTOR_SCOPE": "IPv4-Addr,IPv6-Addr,Domain-Name",
-                    "CONNECTOR_LOG_LEVEL": "error",
-                    "CONNECTOR_EXPOSE_METRICS": "false",
-                    "MALBEACON_API_KEY": simulator.api_key,
-                    "MALBEACON_API_BASE_URL": simulator.base_url,
-                    **settings,
-                }
+                env = connector_environment(platform, simulator, **{"CONNECTOR_LOG_LEVEL": "error", **settings})
                 with ConnectorProcess(env, Path(workdir), name="bench-connector") as connector:
                     connector.wait_registered(platform, timeout=60)
                     yield Stage(platform, simulator, connector, env["CONNECTOR_ID"])

@@ -45,6 +45,7 @@ MAX_RETRY_AFTER_SECONDS = 10.0
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 _CHUNK_BYTES = 64 * 1024
 _MESSAGE_CHARS = 200
+_CANCELLED = "the connector stopped before Malbeacon answered; enrich the value again"
 
 
 class _Retryable(Exception):
@@ -129,7 +130,7 @@ class MalbeaconClient:
         for attempt in range(1, self._attempts + 1):
             deadline += self._rate_limiter.acquire(self._cancelled)  # waiting for our turn is not Malbeacon's time
             if self._cancelled.is_set():
-                raise Cancelled("the connector stopped before Malbeacon answered; enrich the value again")
+                raise Cancelled(_CANCELLED)
             started = time.monotonic()
             try:
                 status, body, retry_after = self._attempt(url, min(self._timeout, deadline - started))
@@ -177,7 +178,7 @@ class MalbeaconClient:
             ) from None
         except (requests.RequestException, HTTPError, OSError) as error:
             if self._cancelled.is_set():
-                raise Cancelled("the connector stopped before Malbeacon answered; enrich the value again") from None
+                raise Cancelled(_CANCELLED) from None
             if watchdog.expired or isinstance(error, requests.Timeout | ReadTimeoutError | TimeoutError):
                 raise _Retryable(
                     Unavailable(

@@ -90,11 +90,12 @@ class MalbeaconConnector:
             return self._finish_without_bundle(stix_objects, f"cannot be looked up in Malbeacon: {error}")
         entity = EnrichedEntity(stix_entity, entity_type, normalised, tlp)
         result = enrich(self._client, entity, self._plan[entity_type], settings.malbeacon.max_records)
-        self._helper.connector_logger.info("Malbeacon enrichment", {"summary": result.summary()})
+        summary = result.summary()
+        self._helper.connector_logger.info("Malbeacon enrichment", {"summary": summary})
         if result.error is not None:
-            raise EnrichmentFailed(result.summary())
+            raise EnrichmentFailed(summary)
         if not result.found:
-            return self._finish_without_bundle(stix_objects, result.summary())
+            return self._finish_without_bundle(stix_objects, summary)
         conversion = convert([result.as_enrichment()], self._options, now=datetime.now(UTC))
         objects = merge_objects(stix_objects, conversion.objects)
         self._send(objects)

@@ -136,7 +136,7 @@ class _Fact:
 class _Actor(_Fact):
     """An actor IP or host name."""
 
-    targets: dict[str, str] = field(default_factory=dict)  # enriched id -> TLP, for related-to
+    targets: dict[str, None] = field(default_factory=dict)  # enriched ids it is related-to, in order seen
     systems: set[AutonomousSystem] = field(default_factory=set)
     countries: set[Country] = field(default_factory=set)
     agents: set[str] = field(default_factory=set)
@@ -146,7 +146,7 @@ class _Actor(_Fact):
 class _Panel(_Fact):
     """A C2 panel, named after its host."""
 
-    enriched: dict[str, str] = field(default_factory=dict)  # enriched id (the C2 itself) -> TLP
+    enriched: dict[str, None] = field(default_factory=dict)  # enriched ids that are this C2, in order seen
     parts: dict[Key, set[str]] = field(default_factory=dict)  # C2 observable -> TLPs
     actors: dict[Key, _Seen] = field(default_factory=dict)
 
@@ -155,7 +155,6 @@ class _Panel(_Fact):
 class _C2Address:
     """What the records say about a C2 server's IP address."""
 
-    tlps: set[str] = field(default_factory=set)
     systems: set[AutonomousSystem] = field(default_factory=set)
     countries: set[Country] = field(default_factory=set)
 
@@ -180,7 +179,7 @@ class _Graph:
                 self._add_panel(panel_name, entity, lookup.role, record, actor_keys)
 
     def _add_actors(self, entity: EnrichedEntity, role: str, record: BeaconRecord) -> list[Key]:
-        ip_key = (record.actor_ip.entity_type, record.actor_ip.value) if record.actor_ip else None
+        ip_key = record.actor_ip.key if record.actor_ip else None
         host_key = ("Domain-Name", record.actor_hostname) if record.actor_hostname else None
         keys = [key for key in (ip_key, host_key) if key is not None]
         if role == "actor" and entity.key not in keys:
@@ -189,12 +188,15 @@ class _Graph:
             actor = self.actors.setdefault(key, _Actor())
             actor.observe(record, entity.tlp)
             if role == "user-agent" or (role == "c2" and not self.options.infrastructure):
-                actor.targets[entity.stix_id] = entity.tlp
+                actor.targets[entity.stix_id] = None
         if ip_key is not None:
             actor = self.actors[ip_key]
-            actor.systems.update([record.actor_asn] if record.actor_asn else [])
-            actor.countries.update([record.actor_country] if record.actor_country else [])
-            actor.agents.update([record.user_agent] if record.user_agent else [])
+            if record.actor_asn:
+                actor.systems.add(record.actor_asn)
+            if record.actor_country:
+                actor.countries.add(record.actor_country)
+            if record.user_agent:
+                actor.agents.add(record.user_agent)
         if ip_key is not None and host_key is not None:
             self.resolutions[(host_key, ip_key)] = None
         return keys
@@ -205,13 +207,9 @@ class _Graph:
         panel = self.panels.setdefault(name, _Panel())
         panel.observe(record, entity.tlp)
         if role == "c2":
-            panel.enriched[entity.stix_id] = entity.tlp
+            panel.enriched[entity.stix_id] = None
         domain = ("Domain-Name", record.c2_domain) if record.c2_domain else None
-        resolved = (
-            (record.c2_domain_resolved.entity_type, record.c2_domain_resolved.value)
-            if (record.c2_domain_resolved)
-            else None
-        )
+        resolved = record.c2_domain_resolved.key if record.c2_domain_resolved else None
         for part in (domain, resolved, ("Url", record.c2_url) if record.c2_url else None):
             if part is not None:
                 panel.parts.setdefault(part, set()).add(entity.tlp)
@@ -220,9 +218,10 @@ class _Graph:
         address = resolved or _url_ip(record.c2_url) or (entity.key if role == "c2" and _is_ip(entity.key) else None)
         if address is not None and (record.c2_asn or record.c2_country):
             facts = self.addresses.setdefault(address, _C2Address())
-            facts.tlps.add(entity.tlp)
-            facts.systems.update([record.c2_asn] if record.c2_asn else [])
-            facts.countries.update([record.c2_country] if record.c2_country else [])
+            if record.c2_asn:
+                facts.systems.add(record.c2_asn)
+            if record.c2_country:
+                facts.countries.add(record.c2_country)
         for key in actor_keys:
             panel.actors.setdefault(key, _Seen()).add(record.seen_at)
 
@@ -285,8 +284,7 @@ class _Writer:
                 )
                 self.tlps[indicator_id] = actor.tlp
                 self.link("based-on", indicator_id, actor_id)
-            for target, target_tlp in actor.targets.items():
-                self.tlps.setdefault(target, target_tlp)
+            for target in actor.targets:  # enriched entities: their TLP is known
                 if target != actor_id:
                     self.link("related-to", actor_id, target, "Logged into this C2 panel or used this user agent")
             self.context(actor_id, actor.systems, actor.countries)
@@ -320,11 +318,10 @@ class _Writer:
                 labels,
             )
             self.tlps[panel_id] = panel.tlp
-            for enriched_id, tlp in panel.enriched.items():
-                self.tlps.setdefault(enriched_id, tlp)
+            for enriched_id in panel.enriched:
                 self.link("consists-of", panel_id, enriched_id)
             for part, tlps in panel.parts.items():
-                self.link("consists-of", panel_id, self.observable(part, most_restrictive(tlps), score=True))
+                self.link("consists-of", panel_id, self.observable(part, most_restrictive(tlps)))
             for key, actor_seen in panel.actors.items():
                 when = actor_seen.text() if self.options.seen_times else ""
                 self.link("communicates-with", panel_id, self.ids[key], f"This actor logged into the panel{when}.")

@@ -31,6 +31,11 @@ class ActorIp:
     value: str
     entity_type: str
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """`(entity type, value)`, as the converter keys observables."""
+        return self.entity_type, self.value
+
 
 @dataclass(frozen=True, slots=True)
 class BeaconRecord:

@@ -229,19 +229,25 @@ class MalbeaconSettings(BaseModel):
     )
     @classmethod
     def _check_integers(cls, value: Any, info: ValidationInfo) -> int:
-        limits = {item.__class__.__name__: item for item in cls.model_fields[info.field_name].metadata}
-        return _integer_in(value, limits["Ge"].ge, limits["Le"].le)
+        return _integer_in(value, *cls._limits(info.field_name))
 
     @field_validator("request_timeout", mode="before")
     @classmethod
-    def _check_timeout(cls, value: Any) -> float:
+    def _check_timeout(cls, value: Any, info: ValidationInfo) -> float:
+        low, high = cls._limits(info.field_name)
         try:
             seconds = -1.0 if isinstance(value, bool) else float(value)
         except (TypeError, ValueError):
             seconds = -1.0
-        if not 1 <= seconds <= 120:
-            raise ValueError(f"{value!r} is not a number of seconds from 1 to 120")
+        if not low <= seconds <= high:
+            raise ValueError(f"{value!r} is not a number of seconds from {low} to {high}")
         return seconds
+
+    @classmethod
+    def _limits(cls, field_name: str) -> tuple[int, int]:
+        """The `ge`/`le` bounds declared on a field: one source for the schema and the messages."""
+        limits = {item.__class__.__name__: item for item in cls.model_fields[field_name].metadata}
+        return limits["Ge"].ge, limits["Le"].le
 
     @field_validator("max_tlp")
     @classmethod

@@ -83,7 +83,6 @@ class StixBuilder:
         *,
         description: str = "",
         labels: list[str] | None = None,
-        score: bool = True,
     ) -> str:
         stix_type = STIX_TYPES[entity_type]
         observable = {
@@ -93,9 +92,8 @@ class StixBuilder:
             "value": value,
             "object_marking_refs": self._marked(tlp),
             "x_opencti_created_by_ref": AUTHOR_ID,
+            "x_opencti_score": self.score,
         }
-        if score:
-            observable["x_opencti_score"] = self.score
         if description:
             observable["x_opencti_description"] = description
         if labels:

@@ -4,7 +4,6 @@ Every e2e test is marked `e2e` (select with `-m e2e`, leave out with `-m "not e2
 """
 
 import contextlib
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from malbeacon_connector.simulator import MalbeaconSimulator
 
 from .broker import RabbitMQ
-from .connector_process import DEFAULT_COMMAND, ConnectorProcess
+from .connector_process import DEFAULT_COMMAND, ConnectorProcess, connector_environment
 from .fake_opencti import FakeOpenCTI
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -55,21 +54,7 @@ def fake_opencti(rabbitmq: RabbitMQ) -> Iterator[FakeOpenCTI]:
 @pytest.fixture
 def connector_env(fake_opencti: FakeOpenCTI, simulator: MalbeaconSimulator) -> dict[str, str]:
     """The environment of a connector process pointed at the fake platform and the simulator."""
-    return {
-        "OPENCTI_URL": fake_opencti.url,
-        "OPENCTI_TOKEN": fake_opencti.token,
-        "OPENCTI_JSON_LOGGING": "true",
-        "CONNECTOR_ID": str(uuid.uuid4()),
-        "CONNECTOR_TYPE": "INTERNAL_ENRICHMENT",
-        "CONNECTOR_NAME": "Malbeacon",
-        "CONNECTOR_SCOPE": "IPv4-Addr,IPv6-Addr,Domain-Name",
-        "CONNECTOR_LOG_LEVEL": "info",
-        "CONNECTOR_AUTO": "false",
-        "CONNECTOR_EXPOSE_METRICS": "false",
-        "MALBEACON_API_KEY": simulator.api_key,
-        "MALBEACON_API_BASE_URL": simulator.base_url,
-        "MALBEACON_MAX_TLP": "TLP:AMBER",
-    }
+    return connector_environment(fake_opencti, simulator)
 
 
 @pytest.fixture

@@ -8,17 +8,41 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .broker import DIE_WITH_PARENT, stop_process
 from .fake_opencti import FakeOpenCTI
+
+if TYPE_CHECKING:
+    from malbeacon_connector.simulator import MalbeaconSimulator
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 DEFAULT_COMMAND = (sys.executable, "-m", "malbeacon_connector")
 # Settings a developer's shell may hold: never inherited, only what the test gives.
 ISOLATED_PREFIXES = ("OPENCTI_", "CONNECTOR_", "MQ_", "S3_", "MALBEACON_", "QUEUE_PROTOCOL")
+
+
+def connector_environment(platform: FakeOpenCTI, simulator: MalbeaconSimulator, **settings: str) -> dict[str, str]:
+    """The environment of a connector pointed at a fake platform and a Malbeacon simulator; `settings` on top."""
+    return {
+        "OPENCTI_URL": platform.url,
+        "OPENCTI_TOKEN": platform.token,
+        "OPENCTI_JSON_LOGGING": "true",
+        "CONNECTOR_ID": str(uuid.uuid4()),
+        "CONNECTOR_TYPE": "INTERNAL_ENRICHMENT",
+        "CONNECTOR_NAME": "Malbeacon",
+        "CONNECTOR_SCOPE": "IPv4-Addr,IPv6-Addr,Domain-Name",
+        "CONNECTOR_LOG_LEVEL": "info",
+        "CONNECTOR_AUTO": "false",
+        "CONNECTOR_EXPOSE_METRICS": "false",
+        "MALBEACON_API_KEY": simulator.api_key,
+        "MALBEACON_API_BASE_URL": simulator.base_url,
+        "MALBEACON_MAX_TLP": "TLP:AMBER",
+        **settings,
+    }
 
 
 class ConnectorProcess:
