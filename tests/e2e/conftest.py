@@ -4,6 +4,7 @@ Every e2e test is marked `e2e` (select with `-m e2e`, leave out with `-m "not e2
 """
 
 import contextlib
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -73,3 +74,20 @@ def start_connector(tmp_path: Path, fake_opencti: FakeOpenCTI) -> Iterator[Calla
     yield start
     for process in started:
         process.terminate()
+
+
+@pytest.fixture
+def helper_env(fake_opencti: FakeOpenCTI, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Environment for an in-process OpenCTIConnectorHelper; returns the connector id."""
+    connector_id = str(uuid.uuid4())
+    for name, value in {
+        "OPENCTI_URL": fake_opencti.url,
+        "OPENCTI_TOKEN": fake_opencti.token,
+        "CONNECTOR_ID": connector_id,
+        "CONNECTOR_TYPE": "INTERNAL_ENRICHMENT",
+        "CONNECTOR_NAME": "In-process helper",
+        "CONNECTOR_SCOPE": "IPv4-Addr",
+        "CONNECTOR_LOG_LEVEL": "error",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return connector_id

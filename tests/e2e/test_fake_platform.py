@@ -263,23 +263,6 @@ def test_faults_and_unexpected_calls_are_answered_and_recorded(
 
 
 @pytest.fixture
-def helper_env(fake_opencti: FakeOpenCTI, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Environment for an in-process OpenCTIConnectorHelper; returns the connector id."""
-    connector_id = str(uuid.uuid4())
-    for name, value in {
-        "OPENCTI_URL": fake_opencti.url,
-        "OPENCTI_TOKEN": fake_opencti.token,
-        "CONNECTOR_ID": connector_id,
-        "CONNECTOR_TYPE": "INTERNAL_ENRICHMENT",
-        "CONNECTOR_NAME": "In-process echo",
-        "CONNECTOR_SCOPE": "IPv4-Addr",
-        "CONNECTOR_LOG_LEVEL": "error",
-    }.items():
-        monkeypatch.setenv(name, value)
-    return connector_id
-
-
-@pytest.fixture
 def echo_helper(helper_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict]]]:
     """A real helper listening in a thread, echoing `stix_objects` back; stopped cleanly after the test."""
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # the helper replaces it: restored at teardown

@@ -1,0 +1,95 @@
+"""Pushes a bundle to the platform's workers: pycti's own messages, published in AMQP transactions.
+
+pycti's `send_stix2_bundle` splits a bundle into one message per object and waits for the
+broker to confirm each message before publishing the next; the messages are persistent, so
+each confirmation waits for a disk write (about 1.4 ms per object on a small machine). Here the
+same split and the same messages (built by pycti's `_send_bundle`) are published in
+transactions of up to `TRANSACTION_SIZE` messages: one round trip and one disk write per
+transaction, and the broker queues all the messages of a transaction or none of them.
+
+Every other way of sending (playbook step, validation before import, shared organisations,
+directory or S3 copies, the `api` queue protocol) is left to `send_stix2_bundle` as it is.
+"""
+
+import contextlib
+from typing import Any
+
+import pika
+from pycti import OpenCTIConnectorHelper
+from pycti.connector.opencti_connector_helper import create_mq_ssl_context
+from pycti.utils.opencti_stix2_splitter import OpenCTIStix2Splitter
+
+TRANSACTION_SIZE = 1000
+HEARTBEAT_SECONDS = 10  # as pycti's own publisher
+# The helper's settings when sending is nothing but publishing to the broker (read from pycti's
+# helper: any other value, or a setting missing after a pycti upgrade, leaves sending to pycti).
+PLAIN_SENDING: dict[str, Any] = {
+    "queue_protocol": "amqp",
+    "bundle_send_to_queue": True,
+    "playbook": None,
+    "enrichment_shared_organizations": None,
+    "connect_validate_before_import": False,
+    "force_validation": False,
+    "bundle_send_to_directory": False,
+    "bundle_send_to_s3": False,
+}
+
+
+def push_bundle(helper: OpenCTIConnectorHelper, bundle: str) -> int:
+    """Send the bundle (JSON) for ingestion in the helper's current work; the number of messages sent."""
+    if not plain_queue_push(helper):
+        return len(helper.send_stix2_bundle(bundle, cleanup_inconsistent_bundle=True))
+    expectations, _, pieces = OpenCTIStix2Splitter().split_bundle_with_expectations(
+        bundle=bundle, use_json=True, cleanup_inconsistent_bundle=True
+    )
+    if not pieces:
+        raise ValueError("Nothing to import")  # as send_stix2_bundle
+    work_id = helper.work_id
+    if work_id:
+        helper.api.work.add_expectations(work_id, expectations)
+    _publish(helper, pieces, work_id)
+    return len(pieces)
+
+
+def plain_queue_push(helper: OpenCTIConnectorHelper) -> bool:
+    """True when `send_stix2_bundle` would only split the bundle and publish it to the broker."""
+    missing = object()
+    return all(getattr(helper, name, missing) == plain for name, plain in PLAIN_SENDING.items())
+
+
+def _publish(helper: OpenCTIConnectorHelper, pieces: list[str], work_id: str | None) -> None:
+    connection = pika.BlockingConnection(_connection_parameters(helper))
+    try:
+        channel = connection.channel()
+        channel.tx_select()
+        for sequence, piece in enumerate(pieces, start=1):
+            helper._send_bundle(  # pycti's message, byte for byte
+                channel,
+                piece,
+                work_id=work_id,
+                sequence=sequence,
+                entities_types=[],
+                update=False,
+                draft_id=helper.draft_id,
+            )
+            if sequence % TRANSACTION_SIZE == 0:
+                channel.tx_commit()
+        channel.tx_commit()
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
+def _connection_parameters(helper: OpenCTIConnectorHelper) -> pika.ConnectionParameters:
+    """The broker pycti publishes to, as the platform (or the `MQ_*` settings) gave it."""
+    connection = helper.connector_config["connection"]
+    return pika.ConnectionParameters(
+        heartbeat=HEARTBEAT_SECONDS,
+        host=connection["host"],
+        port=connection["port"],
+        virtual_host=connection["vhost"],
+        credentials=pika.PlainCredentials(connection["user"], connection["pass"]),
+        ssl_options=(
+            pika.SSLOptions(create_mq_ssl_context(helper.config), connection["host"]) if connection["use_ssl"] else None
+        ),
+    )

@@ -1,0 +1,152 @@
+"""Pushing a bundle through the real helper and broker: pycti's own messages, in transactions."""
+
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+from pycti import OpenCTIConnectorHelper
+
+from malbeacon_connector import queue_push
+from malbeacon_connector.bundle import make_bundle, merge_objects
+from malbeacon_connector.converter import ConversionOptions, Enrichment, Lookup, convert
+from malbeacon_connector.enrichment import entity_for_value
+from malbeacon_connector.records import parse_records
+from malbeacon_connector.simulator import load_sample_data
+from malbeacon_connector.tlp import MARKING_DEFINITIONS
+
+from .fake_opencti import FakeOpenCTI, decode_bundle
+
+
+@pytest.fixture
+def helper(helper_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenCTIConnectorHelper]:
+    """A real helper, registered with the fake platform (not listening), as in a message's callback."""
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # the helper replaces it: restored at teardown
+    helper = OpenCTIConnectorHelper({})
+    helper.draft_id = ""  # as the listener sets it for a message without a draft
+    try:
+        yield helper
+    finally:
+        helper.stop()
+
+
+def sample_bundle() -> str:
+    """A real enrichment's bundle: the sample data's first C2, its TLP marking and what was found."""
+    endpoint_data = load_sample_data()["c2"]
+    value = next(iter(endpoint_data))
+    entity = entity_for_value(value, "IPv4-Addr" if value[0].isdigit() else "Domain-Name", "TLP:GREEN")
+    lookups = [Lookup("c2", parse_records(endpoint_data[value]).records)]
+    objects = convert([Enrichment(entity, lookups)], ConversionOptions(), datetime.now(UTC)).objects
+    marking = MARKING_DEFINITIONS["TLP:GREEN"]
+    return json.dumps(make_bundle(merge_objects([marking, entity.stix_object], objects)))
+
+
+def pushed(platform: FakeOpenCTI, connector_id: str, work_id: str) -> list[dict]:
+    """The messages pushed for a work, content decoded, without the pieces' random bundle ids."""
+    count = platform.works[work_id]["expectations"]
+    messages = platform.take_pushed_messages(connector_id, timeout=20, expected_count=count)
+    assert len(messages) == count
+    decoded = []
+    for message in messages:
+        content = decode_bundle(message)
+        assert content.pop("id").startswith("bundle--")
+        decoded.append({**message, "content": content})
+    return sorted(decoded, key=lambda message: message["action_sequence"])
+
+
+def test_the_messages_are_pycti_s_own_and_the_work_expects_each_of_them(
+    fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper
+) -> None:
+    bundle = sample_bundle()
+    object_count = len(json.loads(bundle)["objects"])
+
+    helper.work_id = ours = fake_opencti.create_work(helper.connect_id, None)
+    assert queue_push.push_bundle(helper, bundle) == object_count
+    ours_pushed = pushed(fake_opencti, helper.connect_id, ours)
+
+    helper.work_id = pycti_s = fake_opencti.create_work(helper.connect_id, None)
+    helper.send_stix2_bundle(bundle, cleanup_inconsistent_bundle=True)
+    pycti_pushed = pushed(fake_opencti, helper.connect_id, pycti_s)
+
+    assert fake_opencti.works[ours]["expectations"] == fake_opencti.works[pycti_s]["expectations"] == object_count
+    assert [m["action_sequence"] for m in ours_pushed] == list(range(1, object_count + 1))
+    assert [m["work_id"] for m in ours_pushed] == [ours] * object_count
+    for message in pycti_pushed:
+        message["work_id"] = ours
+    assert ours_pushed == pycti_pushed
+    pushed_ids = {stix["id"] for m in ours_pushed for stix in m["content"]["objects"]}
+    assert pushed_ids == {stix["id"] for stix in json.loads(bundle)["objects"]}
+
+
+def test_a_bundle_larger_than_a_transaction_arrives_whole_and_in_order(
+    fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue_push, "TRANSACTION_SIZE", 4)
+    bundle = sample_bundle()
+    helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
+
+    count = queue_push.push_bundle(helper, bundle)
+
+    assert count > 3 * queue_push.TRANSACTION_SIZE
+    assert [m["action_sequence"] for m in pushed(fake_opencti, helper.connect_id, work_id)] == list(range(1, count + 1))
+
+
+def test_a_failure_while_publishing_queues_nothing_of_the_open_transaction(
+    fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue_push, "TRANSACTION_SIZE", 4)
+    send = helper._send_bundle
+
+    def send_then_fail(channel, piece, **kwargs):  # the 7th message cannot be sent
+        if kwargs["sequence"] == 7:
+            raise ConnectionError("broker gone")
+        send(channel, piece, **kwargs)
+
+    monkeypatch.setattr(helper, "_send_bundle", send_then_fail)
+    helper.work_id = fake_opencti.create_work(helper.connect_id, None)
+
+    with pytest.raises(ConnectionError, match="broker gone"):
+        queue_push.push_bundle(helper, sample_bundle())
+
+    messages = fake_opencti.take_pushed_messages(helper.connect_id, timeout=2)
+    assert [m["action_sequence"] for m in messages] == [1, 2, 3, 4]  # the first transaction only
+
+
+def test_other_ways_of_sending_are_left_to_pycti(fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper) -> None:
+    helper.queue_protocol = "api"
+    helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
+
+    queue_push.push_bundle(helper, sample_bundle())
+
+    assert len(fake_opencti.api_bundles) == 1  # pycti's stixBundlePush mutation
+    assert fake_opencti.take_pushed_messages(helper.connect_id, timeout=1) == []
+    assert fake_opencti.works[work_id]["expectations"] == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("queue_protocol", "api"),
+        ("bundle_send_to_queue", False),
+        ("playbook", {"playbook_id": "p"}),
+        ("enrichment_shared_organizations", ["identity--1"]),
+        ("enrichment_shared_organizations", []),
+        ("connect_validate_before_import", True),
+        ("force_validation", True),
+        ("bundle_send_to_directory", True),
+        ("bundle_send_to_s3", True),
+        ("bundle_send_to_s3", None),
+    ],
+)
+def test_any_other_sending_feature_turns_the_transactions_off(name: str, value: object) -> None:
+    assert queue_push.plain_queue_push(SimpleNamespace(**queue_push.PLAIN_SENDING))
+    assert not queue_push.plain_queue_push(SimpleNamespace(**{**queue_push.PLAIN_SENDING, name: value}))
+    missing = {key: setting for key, setting in queue_push.PLAIN_SENDING.items() if key != name}
+    assert not queue_push.plain_queue_push(SimpleNamespace(**missing))
+
+
+def test_the_helper_of_this_pycti_has_every_setting_read(helper: OpenCTIConnectorHelper) -> None:
+    """A pycti upgrade that renames one of them must not go unnoticed (it would turn transactions off)."""
+    assert queue_push.plain_queue_push(helper)
