@@ -1,10 +1,11 @@
 """Connector benchmark: publish -> work processed through pycti's helper and a real RabbitMQ.
 
-For API responses of several sizes (served by the Malbeacon simulator), it measures the time
-from publishing the enrichment message to the work being reported processed, the objects
-pushed to the broker, and the connector process's peak resident memory; and, in the same run,
-the time pycti alone needs to send a bundle of the same objects (`send_stix2_bundle` on the
-pre-built bundle, from a helper of its own), so that the connector's own share shows.
+For API responses of several sizes (served by the Malbeacon simulator), it measures the time from
+publishing the enrichment message to the work being reported processed, the objects pushed to
+the broker and the process's peak resident memory, for this connector and, in the same run and
+on the same responses, for a stand-in of the existing public connector (`legacy_connector.py`).
+It also times, on the bundle this connector pushed, the sending alone: pycti's `send_stix2_bundle`
+and this connector's `push_bundle`, from a helper of the benchmark's own.
 
     python bench/connector_bench.py [--sizes 10 100 1000 10000] [--runs 3]
 """
@@ -13,18 +14,25 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent)]
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH)]
 
-from harness import stage  # noqa: E402
+from harness import Stage, stage  # noqa: E402
 from pycti import OpenCTIConnectorHelper  # noqa: E402
 from responses import generate_rows  # noqa: E402
 
-from e2e.connector_process import ConnectorProcess  # noqa: E402
+from e2e.connector_process import ConnectorProcess, connector_environment  # noqa: E402
 from e2e.fake_opencti import FakeOpenCTI, decode_bundle  # noqa: E402
+from malbeacon_connector.queue_push import push_bundle  # noqa: E402
+
+LEGACY_COMMAND = (sys.executable, str(BENCH / "legacy_connector.py"))
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -38,50 +46,77 @@ def _reset_peak_rss(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # Linux: reset VmHWM to the current RSS
 
 
+@contextmanager
+def legacy_connector(running: Stage) -> Iterator[ConnectorProcess]:
+    """The stand-in of the existing connector, in its own process, on the same platform and simulator."""
+    base_url = running.simulator.base_url + "/"  # it needs the trailing slash
+    env = connector_environment(
+        running.platform, running.simulator, CONNECTOR_LOG_LEVEL="error", MALBEACON_API_BASE_URL=base_url
+    )
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        ConnectorProcess(env, Path(workdir), command=LEGACY_COMMAND, name="legacy-connector") as legacy,
+    ):
+        legacy.wait_registered(running.platform, timeout=60)
+        yield legacy
+
+
 def measure(sizes: list[int], runs: int) -> list[dict]:
-    """One result row per size: median seconds, objects pushed, peak RSS, pycti's own sending time."""
+    """One result row per size: both connectors' figures and the sending alone of this one's bundle."""
     values = {size: [f"c2-{size}-{run}.example.net" for run in range(runs)] for size in sizes}
     data = {"c2": {value: generate_rows(size, seed=size) for size in sizes for value in values[size]}}
     rows, bundles = [], {}
-    with stage(data) as running:
+    with stage(data) as running, legacy_connector(running) as legacy:
         for size in sizes:
-            row, bundles[size] = _measure_size(
-                running.platform, running.connector, running.connector_id, size, values[size]
-            )
-            rows.append(row)
-        pycti_alone = _pycti_helper(running.platform)
+            ours, theirs = _Runs(running.connector), _Runs(legacy)
+            for value in values[size]:  # interleaved, so that both see the same machine
+                bundles[size] = ours.enrich(running.platform, value)
+                theirs.enrich(running.platform, value)
+            rows.append({"records": size, "ours": ours.figures(), "legacy": theirs.figures()})
+        helper = _pycti_helper(running.platform)
         for row in rows:
-            row["pycti_seconds"] = _measure_pycti(running.platform, pycti_alone, bundles[row["records"]], runs)
+            bundle = bundles[row["records"]]
+            row["pycti_seconds"] = _time_sending(running.platform, helper, bundle, runs, _pycti_send)
+            row["push_seconds"] = _time_sending(running.platform, helper, bundle, runs, push_bundle)
     return rows
 
 
-def _measure_size(
-    platform: FakeOpenCTI, connector: ConnectorProcess, connector_id: str, size: int, values: list[str]
-) -> tuple[dict, str]:
-    """Enrich each value (same response size); the figures and the bundle of the objects pushed."""
-    _reset_peak_rss(connector.pid)
-    durations, pushed = [], []
-    for value in values:
-        objects: dict[str, dict] = {}  # the last run's objects make the bundle pycti sends alone
+class _Runs:
+    """A connector's enrichments of one response size: durations, objects pushed, peak memory."""
+
+    def __init__(self, connector: ConnectorProcess) -> None:
+        self.connector = connector
+        self.connector_id = connector.env["CONNECTOR_ID"]
+        self.durations: list[float] = []
+        self.pushed: list[int] = []
+        _reset_peak_rss(connector.pid)
+
+    def enrich(self, platform: FakeOpenCTI, value: str) -> str:
+        """Enrich a domain; the bundle of the objects pushed (as the platform's workers receive them)."""
         entity_id = platform.add_entity("Domain-Name", value)
         started = time.time()
-        work_id = platform.publish_enrichment(connector_id, entity_id)
-        work = platform.wait_work_processed(work_id, timeout=600)
-        assert not work["in_error"], work["message"]
-        durations.append(work["processed_at"] - started)
-        pushed.append(work["expectations"])
-        for message in platform.take_pushed_messages(connector_id, timeout=60, expected_count=work["expectations"]):
+        work_id = platform.publish_enrichment(self.connector_id, entity_id)
+        work = platform.wait_work_processed(work_id, timeout=900)
+        assert not work["in_error"] and work["expectations"], work["message"]
+        self.durations.append(work["processed_at"] - started)
+        self.pushed.append(work["expectations"])
+        objects: dict[str, dict] = {}
+        messages = platform.take_pushed_messages(self.connector_id, timeout=60, expected_count=work["expectations"])
+        for message in messages:
             for stix_object in decode_bundle(message)["objects"]:
                 stix_object.pop("nb_deps", None)  # added by pycti's splitter
                 objects[stix_object["id"]] = stix_object
-    row = {
-        "records": size,
-        "seconds": statistics.median(durations),
-        "all_seconds": durations,
-        "objects": pushed[0],
-        "peak_rss_mib": _peak_rss_mib(connector.pid),
-    }
-    return row, json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": list(objects.values())})
+        return json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": list(objects.values())})
+
+    def figures(self) -> dict:
+        seconds = statistics.median(self.durations)
+        return {
+            "seconds": seconds,
+            "all_seconds": self.durations,
+            "objects": self.pushed[0],
+            "ms_per_object": 1000 * seconds / max(self.pushed[0], 1),
+            "peak_rss_mib": _peak_rss_mib(self.connector.pid),
+        }
 
 
 def _pycti_helper(platform: FakeOpenCTI) -> OpenCTIConnectorHelper:
@@ -99,17 +134,60 @@ def _pycti_helper(platform: FakeOpenCTI) -> OpenCTIConnectorHelper:
     return OpenCTIConnectorHelper(config)
 
 
-def _measure_pycti(platform: FakeOpenCTI, helper: OpenCTIConnectorHelper, bundle: str, runs: int) -> float:
-    """Median seconds of `send_stix2_bundle` for a pre-built bundle, with a work as the connector has."""
+def _pycti_send(helper: OpenCTIConnectorHelper, bundle: str) -> None:
+    helper.send_stix2_bundle(bundle, cleanup_inconsistent_bundle=True)
+
+
+def _time_sending(
+    platform: FakeOpenCTI, helper: OpenCTIConnectorHelper, bundle: str, runs: int, send: Callable[..., object]
+) -> float:
+    """Median seconds of one way of sending a pre-built bundle, with a work as the connector has."""
     durations = []
+    helper.draft_id = ""  # as the helper's listener sets it for a message without a draft
     for _ in range(runs):
-        work_id = platform.create_work(helper.connect_id, None)
+        helper.work_id = platform.create_work(helper.connect_id, None)
         started = time.perf_counter()
-        helper.send_stix2_bundle(bundle, work_id=work_id, cleanup_inconsistent_bundle=True)
+        send(helper, bundle)
         durations.append(time.perf_counter() - started)
-        expected = platform.works[work_id]["expectations"]
+        expected = platform.works[helper.work_id]["expectations"]
         platform.take_pushed_messages(helper.connect_id, timeout=60, expected_count=expected)
     return statistics.median(durations)
+
+
+def _runs(figures: dict) -> str:
+    return ", ".join(f"{seconds:.3f}" for seconds in figures["all_seconds"])
+
+
+def print_tables(rows: list[dict]) -> None:
+    print("| records | this connector (median) | runs (s) | objects | ms per object | peak RSS ", end="")
+    print("| existing stand-in (median) | runs (s) | objects | ms per object | peak RSS ", end="")
+    print("| ms per object, this / existing |")
+    print("|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    for row in rows:
+        ours, theirs = row["ours"], row["legacy"]
+        cells = [f"{row['records']:,}"]
+        for figures in (ours, theirs):
+            cells += [
+                f"{figures['seconds']:.3f} s",
+                _runs(figures),
+                f"{figures['objects']:,}",
+                f"{figures['ms_per_object']:.2f}",
+                f"{figures['peak_rss_mib']:.0f} MiB",
+            ]
+        cells.append(f"{ours['ms_per_object'] / theirs['ms_per_object']:.2f}")
+        print("| " + " | ".join(cells) + " |")
+    print()
+    print("| records | this connector (median) | pycti's send_stix2_bundle alone ", end="")
+    print("| share beyond pycti's sending ", end="")
+    print("| push_bundle alone | share beyond its own sending |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        seconds = row["ours"]["seconds"]
+        print(
+            f"| {row['records']:,} | {seconds:.3f} s | {row['pycti_seconds']:.3f} s | "
+            f"{(seconds - row['pycti_seconds']) / seconds:.0%} | {row['push_seconds']:.3f} s | "
+            f"{(seconds - row['push_seconds']) / seconds:.0%} |"
+        )
 
 
 def main() -> None:
@@ -117,19 +195,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    print(
-        "| records | publish -> processed (median) | runs (s) | objects pushed | ms per object | pycti alone (median) "
-        "| connector's own share | peak RSS |"
-    )
-    print("|---:|---:|---|---:|---:|---:|---:|---:|")
-    for row in measure(args.sizes, args.runs):
-        runs = ", ".join(f"{seconds:.3f}" for seconds in row["all_seconds"])
-        per_object = 1000 * row["seconds"] / max(row["objects"], 1)
-        share = (row["seconds"] - row["pycti_seconds"]) / row["seconds"]
-        print(
-            f"| {row['records']:,} | {row['seconds']:.3f} s | {runs} | {row['objects']:,} | {per_object:.2f} | "
-            f"{row['pycti_seconds']:.3f} s | {share:.0%} | {row['peak_rss_mib']:.0f} MiB |"
-        )
+    print_tables(measure(args.sizes, args.runs))
 
 
 if __name__ == "__main__":

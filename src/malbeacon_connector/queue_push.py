@@ -5,7 +5,8 @@ broker to confirm each message before publishing the next; the messages are pers
 each confirmation waits for a disk write (about 1.4 ms per object on a small machine). Here the
 same split and the same messages (built by pycti's `_send_bundle`) are published in
 transactions of up to `TRANSACTION_SIZE` messages: one round trip and one disk write per
-transaction, and the broker queues all the messages of a transaction or none of them.
+transaction. The broker makes a transaction's messages visible and durable at its commit; those
+of a transaction never committed (connection lost, error) are dropped, and the work ends in error.
 
 Every other way of sending (playbook step, validation before import, shared organisations,
 directory or S3 copies, the `api` queue protocol) is left to `send_stix2_bundle` as it is.

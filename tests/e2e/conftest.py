@@ -38,9 +38,10 @@ def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQ]:
 
 
 @pytest.fixture
-def fake_opencti(rabbitmq: RabbitMQ) -> Iterator[FakeOpenCTI]:
-    """A fresh fake platform on a free loopback port, handing out the session's broker."""
-    platform = FakeOpenCTI(rabbitmq).start()
+def fake_opencti(rabbitmq: RabbitMQ, request: pytest.FixtureRequest) -> Iterator[FakeOpenCTI]:
+    """A fresh fake platform on a free loopback port, handing out the session's broker; its queue type
+    (classic by default) can be set by indirect parametrisation."""
+    platform = FakeOpenCTI(rabbitmq, queue_type=getattr(request, "param", "classic")).start()
     try:
         yield platform
     finally:

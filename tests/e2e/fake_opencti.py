@@ -330,8 +330,10 @@ class FakeOpenCTI:
         with_s3: bool = True,
         delete_queues_on_unregister: bool = True,
         host: str = "127.0.0.1",
+        queue_type: str = "classic",
     ) -> None:
         self.broker = broker
+        self.queue_type = queue_type  # the platform's RabbitMQ queue type: classic or quorum
         self.token = token or str(uuid.uuid4())
         self.version = version
         self.connector_user_id = connector_user_id
@@ -542,7 +544,7 @@ class FakeOpenCTI:
                 (f"listen_{connector_id}", CONNECTOR_EXCHANGE, f"listen_routing_{connector_id}"),
                 (f"push_{connector_id}", WORKER_EXCHANGE, f"push_routing_{connector_id}"),
             ):
-                channel.queue_declare(queue=queue, durable=True)
+                channel.queue_declare(queue=queue, durable=True, arguments={"x-queue-type": self.queue_type})
                 channel.queue_bind(queue=queue, exchange=exchange, routing_key=routing)
 
     def delete_connector_queues(self, connector_id: str) -> None:

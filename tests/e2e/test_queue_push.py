@@ -56,6 +56,7 @@ def pushed(platform: FakeOpenCTI, connector_id: str, work_id: str) -> list[dict]
     return sorted(decoded, key=lambda message: message["action_sequence"])
 
 
+@pytest.mark.parametrize("fake_opencti", ["classic", "quorum"], indirect=True)
 def test_the_messages_are_pycti_s_own_and_the_work_expects_each_of_them(
     fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper
 ) -> None:
