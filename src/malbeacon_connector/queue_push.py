@@ -45,10 +45,7 @@ def push_bundle(helper: OpenCTIConnectorHelper, bundle: str) -> int:
     )
     if not pieces:
         raise ValueError("Nothing to import")  # as send_stix2_bundle
-    work_id = helper.work_id
-    if work_id:
-        helper.api.work.add_expectations(work_id, expectations)
-    _publish(helper, pieces, work_id)
+    _publish(helper, pieces, expectations)
     return len(pieces)
 
 
@@ -58,11 +55,15 @@ def plain_queue_push(helper: OpenCTIConnectorHelper) -> bool:
     return all(getattr(helper, name, missing) == plain for name, plain in PLAIN_SENDING.items())
 
 
-def _publish(helper: OpenCTIConnectorHelper, pieces: list[str], work_id: str | None) -> None:
+def _publish(helper: OpenCTIConnectorHelper, pieces: list[str], expectations: int) -> None:
+    """Publish the pieces; the work expects them once the broker is reached (none if it cannot be)."""
+    work_id = helper.work_id
     connection = pika.BlockingConnection(_connection_parameters(helper))
     try:
         channel = connection.channel()
         channel.tx_select()
+        if work_id:
+            helper.api.work.add_expectations(work_id, expectations)
         for sequence, piece in enumerate(pieces, start=1):
             helper._send_bundle(  # pycti's message, byte for byte
                 channel,

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import pika.exceptions
 import pytest
 from pycti import OpenCTIConnectorHelper
 
@@ -17,6 +18,7 @@ from malbeacon_connector.records import parse_records
 from malbeacon_connector.simulator import load_sample_data
 from malbeacon_connector.tlp import MARKING_DEFINITIONS
 
+from .broker import free_ports
 from .fake_opencti import FakeOpenCTI, decode_bundle
 
 
@@ -113,6 +115,18 @@ def test_a_failure_while_publishing_queues_nothing_of_the_open_transaction(
 
     messages = fake_opencti.take_pushed_messages(helper.connect_id, timeout=2)
     assert [m["action_sequence"] for m in messages] == [1, 2, 3, 4]  # the first transaction only
+
+
+def test_an_unreachable_broker_fails_the_push_before_the_work_expects_anything(
+    fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper
+) -> None:
+    helper.connector_config["connection"]["port"] = free_ports()[0]  # nothing listens there
+    helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
+
+    with pytest.raises(pika.exceptions.AMQPConnectionError):
+        queue_push.push_bundle(helper, sample_bundle())
+
+    assert fake_opencti.works[work_id]["expectations"] == 0
 
 
 def test_other_ways_of_sending_are_left_to_pycti(fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper) -> None:
