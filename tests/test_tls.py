@@ -2,6 +2,10 @@
 
 import datetime
 import ipaddress
+import select
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -81,3 +85,62 @@ def test_a_custom_ca_bundle_is_trusted(tls_simulator, tls_files):
 def test_a_missing_ca_bundle_file_is_a_settings_error(tmp_path):
     with pytest.raises(ValueError, match="not a readable file of CA certificates"):
         MalbeaconSettings(api_key="key", ca_bundle=tmp_path / "missing.pem")
+
+
+class _TunnelProxyHandler(BaseHTTPRequestHandler):
+    """An HTTPS proxy: answers CONNECT, then relays bytes both ways, keeping what the client sent."""
+
+    targets: list[str]
+    sent: bytearray
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_CONNECT(self) -> None:
+        self.targets.append(self.path)
+        host, port = self.path.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as upstream:
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            self._relay(self.connection, upstream)
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        peers = {client: upstream, upstream: client}
+        while True:
+            readable, _, _ = select.select(list(peers), [], [], 5)
+            if not readable:
+                return
+            for source in readable:
+                data = source.recv(65536)
+                if not data:
+                    return
+                if source is client:
+                    self.sent.extend(data)
+                peers[source].sendall(data)
+
+
+def test_https_goes_through_the_proxy_s_tunnel_which_never_sees_the_key(tls_simulator, tls_files, monkeypatch):
+    targets: list[str] = []
+    sent = bytearray()
+    handler = type("Handler", (_TunnelProxyHandler,), {"targets": targets, "sent": sent})
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as proxy:
+        proxy.daemon_threads = True
+        thread = threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        for name in ("HTTPS_PROXY", "https_proxy"):
+            monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.server_address[1]}")
+        settings = MalbeaconSettings(
+            api_key=tls_simulator.api_key, api_base_url=tls_simulator.base_url, ca_bundle=tls_files["ca"]
+        )
+        client = client_from_settings(settings)
+        try:
+            assert len(client.lookup("c2", "203.0.113.7")) == 6
+        finally:
+            client.close()
+            proxy.shutdown()
+            thread.join(timeout=5)
+    assert targets == [f"127.0.0.1:{tls_simulator.port}"]
+    assert [request.api_key for request in tls_simulator.api_requests()] == [tls_simulator.api_key]
+    assert len(sent) > 0 and tls_simulator.api_key.encode() not in sent  # only TLS records crossed the proxy
