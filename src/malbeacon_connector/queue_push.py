@@ -7,6 +7,8 @@ same split and the same messages (built by pycti's `_send_bundle`) are published
 transactions of up to `TRANSACTION_SIZE` messages: one round trip and one disk write per
 transaction. The broker makes a transaction's messages visible and durable at its commit; those
 of a transaction never committed (connection lost, error) are dropped, and the work ends in error.
+Unlike confirmed publishing, a transaction cannot learn that a queue refused a message (an
+operator's queue-length limit with `reject-publish`; the platform sets none on these queues).
 
 Every other way of sending (playbook step, validation before import, shared organisations,
 directory or S3 copies, the `api` queue protocol) is left to `send_stix2_bundle` as it is.
@@ -16,6 +18,7 @@ import contextlib
 from typing import Any
 
 import pika
+import pika.exceptions
 from pycti import OpenCTIConnectorHelper
 from pycti.connector.opencti_connector_helper import create_mq_ssl_context
 from pycti.utils.opencti_stix2_splitter import OpenCTIStix2Splitter
@@ -44,6 +47,7 @@ def push_bundle(helper: OpenCTIConnectorHelper, bundle: str) -> int:
         bundle=bundle, use_json=True, cleanup_inconsistent_bundle=True
     )
     if not pieces:
+        helper.metric.inc("error_count")
         raise ValueError("Nothing to import")  # as send_stix2_bundle
     _publish(helper, pieces, expectations)
     return len(pieces)
@@ -60,10 +64,16 @@ def _publish(helper: OpenCTIConnectorHelper, pieces: list[str], expectations: in
     work_id = helper.work_id
     connection = pika.BlockingConnection(_connection_parameters(helper))
     try:
-        channel = connection.channel()
-        channel.tx_select()
         if work_id:
             helper.api.work.add_expectations(work_id, expectations)
+            try:  # a slow platform answer may have outlasted the heartbeats: the broker then closed it
+                connection.process_data_events(time_limit=0)
+            except pika.exceptions.AMQPError:
+                with contextlib.suppress(Exception):
+                    connection.close()
+                connection = pika.BlockingConnection(_connection_parameters(helper))
+        channel = connection.channel()
+        channel.tx_select()
         for sequence, piece in enumerate(pieces, start=1):
             helper._send_bundle(  # pycti's message, byte for byte
                 channel,

@@ -290,7 +290,8 @@ class GraphQLCall:
 
 @dataclass
 class Fault:
-    """Answer `field` (optionally only `subfield`) with a GraphQL error, `times` times (None: always)."""
+    """Answer `field` (optionally only `subfield`) with a GraphQL error (or, with `delay_seconds`, late but
+    normally), `times` times (None: always)."""
 
     field: str
     subfield: str | None = None
@@ -298,6 +299,7 @@ class Fault:
     name: str = "INTERNAL_SERVER_ERROR"
     times: int | None = 1
     http_status: int | None = None  # answer this HTTP status instead of a GraphQL error
+    delay_seconds: float = 0  # not an error: answer normally, this many seconds late
 
 
 @dataclass
@@ -661,7 +663,8 @@ class FakeOpenCTI:
     def take_pushed_messages(
         self, connector_id: str, timeout: float = 10.0, expected_count: int | None = None
     ) -> list[dict[str, Any]]:
-        """Drain `push_<id>`: the raw pushed messages (`bundle_type`, `work_id`, `content`, ...).
+        """Drain `push_<id>`: the raw pushed messages (`bundle_type`, `work_id`, `content`, ...), each with
+        `_properties`, the AMQP properties a worker would see (`delivery_mode`, `content_encoding`, ...).
 
         With `expected_count`, wait (bounded) until that many arrived. Without, wait (bounded) for a
         first one, then take what follows until the queue stays empty for half a second.
@@ -709,9 +712,16 @@ class FakeOpenCTI:
         try:
             with self._channel() as channel:
                 while True:
-                    method, _properties, body = channel.basic_get(queue=f"push_{connector_id}", auto_ack=True)
+                    method, properties, body = channel.basic_get(queue=f"push_{connector_id}", auto_ack=True)
                     if method is not None:
-                        taken.append(json.loads(body))
+                        message = json.loads(body)
+                        message["_properties"] = {
+                            "delivery_mode": properties.delivery_mode,
+                            "content_encoding": properties.content_encoding,
+                            "content_type": properties.content_type,
+                            "headers": properties.headers,
+                        }
+                        taken.append(message)
                         last_seen = time.monotonic()
                         if expected_count is not None and len(taken) >= expected_count:
                             return taken
@@ -752,7 +762,9 @@ class FakeOpenCTI:
             call.error = "AUTH_REQUIRED"
             return 200, _error("You must be logged in to do this.", "AUTH_REQUIRED")
         fault = self._take_fault(operation)
-        if fault is not None:
+        if fault is not None and fault.delay_seconds:
+            time.sleep(fault.delay_seconds)  # then answered normally
+        elif fault is not None:
             call.error = fault.name
             if fault.http_status is not None:
                 return fault.http_status, {"message": fault.message}

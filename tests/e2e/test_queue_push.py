@@ -19,7 +19,7 @@ from malbeacon_connector.simulator import load_sample_data
 from malbeacon_connector.tlp import MARKING_DEFINITIONS
 
 from .broker import free_ports
-from .fake_opencti import FakeOpenCTI, decode_bundle
+from .fake_opencti import FakeOpenCTI, Fault, decode_bundle
 
 
 @pytest.fixture
@@ -59,9 +59,11 @@ def pushed(platform: FakeOpenCTI, connector_id: str, work_id: str) -> list[dict]
 
 
 @pytest.mark.parametrize("fake_opencti", ["classic", "quorum"], indirect=True)
+@pytest.mark.parametrize(("draft_id", "applicant_id"), [("", None), (None, "user-on-whose-behalf"), ("draft-7", None)])
 def test_the_messages_are_pycti_s_own_and_the_work_expects_each_of_them(
-    fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper
+    fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, draft_id: str | None, applicant_id: str | None
 ) -> None:
+    helper.draft_id, helper.applicant_id = draft_id, applicant_id  # as the listener sets them per message
     bundle = sample_bundle()
     object_count = len(json.loads(bundle)["objects"])
 
@@ -76,6 +78,8 @@ def test_the_messages_are_pycti_s_own_and_the_work_expects_each_of_them(
     assert fake_opencti.works[ours]["expectations"] == fake_opencti.works[pycti_s]["expectations"] == object_count
     assert [m["action_sequence"] for m in ours_pushed] == list(range(1, object_count + 1))
     assert [m["work_id"] for m in ours_pushed] == [ours] * object_count
+    assert {(m["draft_id"], m["applicant_id"]) for m in ours_pushed} == {(draft_id, applicant_id)}
+    assert {m["_properties"]["delivery_mode"] for m in ours_pushed} == {2}  # persistent
     for message in pycti_pushed:
         message["work_id"] = ours
     assert ours_pushed == pycti_pushed
@@ -127,6 +131,19 @@ def test_an_unreachable_broker_fails_the_push_before_the_work_expects_anything(
         queue_push.push_bundle(helper, sample_bundle())
 
     assert fake_opencti.works[work_id]["expectations"] == 0
+
+
+def test_a_platform_answer_slower_than_the_heartbeats_does_not_lose_the_push(
+    fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue_push, "HEARTBEAT_SECONDS", 1)  # the broker drops a silent connection after ~2 s
+    fake_opencti.add_fault(Fault("workEdit", "addExpectations", delay_seconds=5))
+    helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
+
+    count = queue_push.push_bundle(helper, sample_bundle())
+
+    assert fake_opencti.works[work_id]["expectations"] == count
+    assert len(pushed(fake_opencti, helper.connect_id, work_id)) == count
 
 
 def test_other_ways_of_sending_are_left_to_pycti(fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper) -> None:
