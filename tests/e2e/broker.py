@@ -22,6 +22,8 @@ from pathlib import Path
 import pika
 import pika.exceptions
 
+from certificates import write_certificates
+
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 EPMD = "epmd"
 HOST = "127.0.0.1"
@@ -149,8 +151,9 @@ def _kill_group(pgid: int, sig: int) -> None:
 class RabbitMQ:
     """A RabbitMQ node on free loopback ports: `start(workdir)`, `stop()`, `restart()`.
 
-    Attributes once started: `host`, `port` (AMQP), `user`, `password`, `vhost`, `workdir`,
-    `startup_seconds` (time of the last start until an AMQP connection succeeded).
+    Attributes once started: `host`, `port` (AMQP), `tls_port` (AMQP over TLS, with a certificate of
+    a private CA), `user`, `password`, `vhost`, `workdir`, `startup_seconds` (time of the last start
+    until an AMQP connection succeeded).
     """
 
     def __init__(self, startup_timeout: float = 60.0, stop_timeout: float = 20.0) -> None:
@@ -161,6 +164,7 @@ class RabbitMQ:
         self.password = "guest"
         self.vhost = "/"
         self.port = 0
+        self.tls_port = 0
         self.dist_port = 0
         self.epmd_port = 0
         self.workdir: Path | None = None
@@ -190,7 +194,7 @@ class RabbitMQ:
             raise RuntimeError("RabbitMQ already started")
         self.workdir = Path(workdir)
         if not self.port:
-            self.port, self.dist_port, self.epmd_port = free_ports(3)
+            self.port, self.tls_port, self.dist_port, self.epmd_port = free_ports(4)
         self._prepare_dirs()
         if self._epmd is None or self._epmd.poll() is not None:
             self._start_epmd()
@@ -274,7 +278,14 @@ class RabbitMQ:
         assert self.workdir is not None
         for name in ("home", "mnesia", "log"):
             (self.workdir / name).mkdir(parents=True, exist_ok=True)
-        (self.workdir / "rabbitmq.conf").write_text(RABBITMQ_CONF, encoding="utf-8")
+        tls = write_certificates(self.workdir / "tls")
+        (self.workdir / "rabbitmq.conf").write_text(
+            RABBITMQ_CONF
+            + f"listeners.ssl.1 = {HOST}:{self.tls_port}\n"
+            + f"ssl_options.cacertfile = {tls['ca']}\nssl_options.certfile = {tls['cert']}\n"
+            + f"ssl_options.keyfile = {tls['key']}\nssl_options.verify = verify_none\n",
+            encoding="utf-8",
+        )
         (self.workdir / "enabled_plugins").write_text("[].\n", encoding="utf-8")
         (self.workdir / "rabbitmq-env.conf").write_text("", encoding="utf-8")
 

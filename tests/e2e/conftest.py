@@ -39,9 +39,9 @@ def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQ]:
 
 @pytest.fixture
 def fake_opencti(rabbitmq: RabbitMQ, request: pytest.FixtureRequest) -> Iterator[FakeOpenCTI]:
-    """A fresh fake platform on a free loopback port, handing out the session's broker; its queue type
-    (classic by default) can be set by indirect parametrisation."""
-    platform = FakeOpenCTI(rabbitmq, queue_type=getattr(request, "param", "classic")).start()
+    """A fresh fake platform on a free loopback port, handing out the session's broker; options of
+    `FakeOpenCTI` (a dict, e.g. `{"queue_type": "quorum"}`) can be given by indirect parametrisation."""
+    platform = FakeOpenCTI(rabbitmq, **getattr(request, "param", {})).start()
     try:
         yield platform
     finally:

@@ -75,6 +75,7 @@ class BrokerAddress(Protocol):
 
     host: str
     port: int
+    tls_port: int
     user: str
     password: str
     vhost: str
@@ -333,9 +334,11 @@ class FakeOpenCTI:
         delete_queues_on_unregister: bool = True,
         host: str = "127.0.0.1",
         queue_type: str = "classic",
+        broker_tls: bool = False,
     ) -> None:
         self.broker = broker
         self.queue_type = queue_type  # the platform's RabbitMQ queue type: classic or quorum
+        self.broker_tls = broker_tls  # hand out the broker's TLS port (`use_ssl: true`) to connectors
         self.token = token or str(uuid.uuid4())
         self.version = version
         self.connector_user_id = connector_user_id
@@ -814,8 +817,8 @@ class FakeOpenCTI:
             "connection": {
                 "host": self.broker.host,
                 "vhost": self.broker.vhost,
-                "use_ssl": False,
-                "port": self.broker.port,
+                "use_ssl": self.broker_tls,
+                "port": self.broker.tls_port if self.broker_tls else self.broker.port,
                 "user": self.broker.user,
                 "pass": self.broker.password,
             },

@@ -58,7 +58,12 @@ def pushed(platform: FakeOpenCTI, connector_id: str, work_id: str) -> list[dict]
     return sorted(decoded, key=lambda message: message["action_sequence"])
 
 
-@pytest.mark.parametrize("fake_opencti", ["classic", "quorum"], indirect=True)
+@pytest.mark.parametrize(
+    "fake_opencti",
+    [{}, {"queue_type": "quorum"}, {"broker_tls": True}],
+    ids=["classic queues", "quorum queues", "broker over TLS"],
+    indirect=True,
+)
 @pytest.mark.parametrize(("draft_id", "applicant_id"), [("", None), (None, "user-on-whose-behalf"), ("draft-7", None)])
 def test_the_messages_are_pycti_s_own_and_the_work_expects_each_of_them(
     fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, draft_id: str | None, applicant_id: str | None
