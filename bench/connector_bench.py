@@ -135,7 +135,7 @@ def _pycti_helper(platform: FakeOpenCTI) -> OpenCTIConnectorHelper:
 
 
 def _pycti_send(helper: OpenCTIConnectorHelper, bundle: str) -> None:
-    helper.send_stix2_bundle(bundle, cleanup_inconsistent_bundle=True)
+    helper.send_stix2_bundle(bundle)
 
 
 def _time_sending(

@@ -40,12 +40,15 @@ PLAIN_SENDING: dict[str, Any] = {
 
 
 def push_bundle(helper: OpenCTIConnectorHelper, bundle: str) -> int:
-    """Send the bundle (JSON) for ingestion in the helper's current work; the number of messages sent."""
+    """Send the bundle (JSON) for ingestion in the helper's current work; the number of messages sent.
+
+    The bundle must be self-contained (every reference resolved within it, as the connector's are):
+    pycti's `cleanup_inconsistent_bundle` is not used, as it would also drop the organisations an
+    entity is shared with from the objects that carry them as `x_opencti_granted_refs`.
+    """
     if not plain_queue_push(helper):
-        return len(helper.send_stix2_bundle(bundle, cleanup_inconsistent_bundle=True))
-    expectations, _, pieces = OpenCTIStix2Splitter().split_bundle_with_expectations(
-        bundle=bundle, use_json=True, cleanup_inconsistent_bundle=True
-    )
+        return len(helper.send_stix2_bundle(bundle))
+    expectations, _, pieces = OpenCTIStix2Splitter().split_bundle_with_expectations(bundle=bundle, use_json=True)
     if not pieces:
         helper.metric.inc("error_count")
         raise ValueError("Nothing to import")  # as send_stix2_bundle

@@ -402,12 +402,13 @@ class FakeOpenCTI:
         labels: Sequence[str] = (),
         created_by: str | None = None,
         description: str | None = None,
+        organizations: Sequence[str] = (),
     ) -> str:
         """Store an observable and return its standard id (what messages carry as `entity_id`).
 
         `entity_id` is the internal id (a random UUID by default); the standard id is the STIX id
         computed from the value. `markings`: TLP/PAP names or marking dicts (see `marking_definition`).
-        `created_by`: an organization name.
+        `created_by`: an organization name. `organizations`: names of the organizations it is shared with.
         """
         standard_id = standard_id or observable_standard_id(entity_type, value)
         stamp = now_iso()
@@ -419,7 +420,7 @@ class FakeOpenCTI:
             "spec_version": "2.1",
             "created_at": stamp,
             "updated_at": stamp,
-            "objectOrganization": [],
+            "objectOrganization": [_organization(name) for name in organizations],
             "creators": [{"id": OPENCTI_ADMIN_UUID, "name": "admin"}],
             "createdBy": _organization(created_by) if created_by else None,
             "objectMarking": [marking_definition(marking) for marking in markings],
@@ -466,6 +467,8 @@ class FakeOpenCTI:
             "is_inferred": False,
             "creator_ids": [c["id"] for c in entity["creators"]],
         }
+        if entity["objectOrganization"]:
+            octi["granted_refs"] = [organization["standard_id"] for organization in entity["objectOrganization"]]
         sco: dict[str, Any] = {"extension_type": "property-extension", "score": entity["x_opencti_score"]}
         if entity["objectLabel"]:
             sco["labels"] = [label["value"] for label in entity["objectLabel"]]

@@ -5,12 +5,13 @@ import time
 import uuid
 
 import pytest
+from pycti import Identity
 
 from malbeacon_connector.simulator import Fault
 from malbeacon_connector.tlp import MARKING_DEFINITIONS, marking_id
 from stix_checks import assert_valid_bundle, objects_of
 
-from .fake_opencti import FakeOpenCTI
+from .fake_opencti import OCTI_EXT, FakeOpenCTI
 
 C2_IP, C2_IPV6, C2_DOMAIN, UNKNOWN = "203.0.113.7", "2001:db8::7", "panel.example.net", "198.51.100.250"
 TYPES = {C2_IP: "IPv4-Addr", C2_IPV6: "IPv6-Addr", C2_DOMAIN: "Domain-Name", UNKNOWN: "IPv4-Addr"}
@@ -349,3 +350,22 @@ def test_re_enriching_a_value_is_answered_by_the_cache_and_says_so(connector, co
     assert "[0 API calls, 1 answered by the cache]" in again["message"]
     assert again["expectations"] == first["expectations"]
     assert len(simulator.api_requests()) == 1
+
+
+def test_what_enriches_an_entity_shared_with_an_organisation_is_shared_with_it_too(
+    connector, connector_env, fake_opencti
+):
+    """pycti shares every pushed object with the entity's organisations (the connector leaves that sending to it)."""
+    connector_id = connector_env["CONNECTOR_ID"]
+    entity_id = fake_opencti.add_entity("IPv4-Addr", C2_IP, organizations=["Example Corp"])
+    work = fake_opencti.wait_work_processed(
+        fake_opencti.publish_enrichment(connector_id, entity_id, with_stix_objects=True)
+    )
+    assert work["in_error"] is False, work["message"]
+    objects = pushed_objects(fake_opencti, connector_id, work)
+    organization = Identity.generate_id("Example Corp", "organization")
+    assert len(objects_of(objects, "indicator")) > 1
+    for stix_object in objects:
+        extension = stix_object.get("extensions", {}).get(OCTI_EXT, {})
+        granted = stix_object.get("x_opencti_granted_refs") or extension.get("granted_refs", [])
+        assert organization in granted, stix_object["id"]

@@ -77,7 +77,7 @@ def test_the_messages_are_pycti_s_own_and_the_work_expects_each_of_them(
     ours_pushed = pushed(fake_opencti, helper.connect_id, ours)
 
     helper.work_id = pycti_s = fake_opencti.create_work(helper.connect_id, None)
-    helper.send_stix2_bundle(bundle, cleanup_inconsistent_bundle=True)
+    helper.send_stix2_bundle(bundle)
     pycti_pushed = pushed(fake_opencti, helper.connect_id, pycti_s)
 
     assert fake_opencti.works[ours]["expectations"] == fake_opencti.works[pycti_s]["expectations"] == object_count
