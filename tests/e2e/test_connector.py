@@ -76,6 +76,13 @@ def test_found_value_is_enriched_with_actors_and_a_valid_bundle(
     assert [(r.endpoint, r.value) for r in simulator.api_requests()] == [("c2", value)]
 
 
+@pytest.mark.parametrize("fake_opencti", [{"broker_tls": True, "queue_type": "quorum"}], indirect=True)
+def test_a_broker_over_tls_with_quorum_queues_serves_the_same(connector, connector_env, fake_opencti):
+    work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], C2_DOMAIN)
+    assert work["in_error"] is False, work["message"]
+    assert_valid_bundle(valid_bundle(pushed_objects(fake_opencti, connector_env["CONNECTOR_ID"], work)))
+
+
 def test_not_found_succeeds_with_a_message_and_sends_nothing(connector, connector_env, fake_opencti):
     work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], UNKNOWN)
     assert work["in_error"] is False
