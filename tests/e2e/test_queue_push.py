@@ -35,11 +35,10 @@ def helper(helper_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenCTI
 
 
 def sample_bundle() -> str:
-    """A real enrichment's bundle: the sample data's first C2, its TLP marking and what was found."""
-    endpoint_data = load_sample_data()["c2"]
-    value = next(iter(endpoint_data))
-    entity = entity_for_value(value, "IPv4-Addr" if value[0].isdigit() else "Domain-Name", "TLP:GREEN")
-    lookups = [Lookup("c2", parse_records(endpoint_data[value]).records)]
+    """A real enrichment's bundle: a C2 address of the sample data, its TLP marking and what was found."""
+    value = "203.0.113.7"
+    entity = entity_for_value(value, "IPv4-Addr", "TLP:GREEN")
+    lookups = [Lookup("c2", parse_records(load_sample_data()["c2"][value]).records)]
     objects = convert([Enrichment(entity, lookups)], ConversionOptions(), datetime.now(UTC)).objects
     marking = MARKING_DEFINITIONS["TLP:GREEN"]
     return json.dumps(make_bundle(merge_objects([marking, entity.stix_object], objects)))
