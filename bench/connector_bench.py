@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -75,9 +76,9 @@ def measure(sizes: list[int], runs: int) -> list[dict]:
             rows.append({"records": size, "ours": ours.figures(), "legacy": theirs.figures()})
         helper = _pycti_helper(running.platform)
         for row in rows:
-            bundle = bundles[row["records"]]
-            row["pycti_seconds"] = _time_sending(running.platform, helper, bundle, runs, _pycti_send)
-            row["push_seconds"] = _time_sending(running.platform, helper, bundle, runs, push_bundle)
+            sending = partial(_time_sending, running.platform, helper, bundles[row["records"]], runs)
+            row["pycti_seconds"] = sending(OpenCTIConnectorHelper.send_stix2_bundle)
+            row["push_seconds"] = sending(push_bundle)
     return rows
 
 
@@ -132,10 +133,6 @@ def _pycti_helper(platform: FakeOpenCTI) -> OpenCTIConnectorHelper:
         },
     }
     return OpenCTIConnectorHelper(config)
-
-
-def _pycti_send(helper: OpenCTIConnectorHelper, bundle: str) -> None:
-    helper.send_stix2_bundle(bundle)
 
 
 def _time_sending(
