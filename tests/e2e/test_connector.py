@@ -359,14 +359,15 @@ def test_re_enriching_a_value_is_answered_by_the_cache_and_says_so(connector, co
     assert len(simulator.api_requests()) == 1
 
 
+@pytest.mark.parametrize("with_stix_objects", [False, True], ids=["entity rebuilt by pycti", "stix_objects sent"])
 def test_what_enriches_an_entity_shared_with_an_organisation_is_shared_with_it_too(
-    connector, connector_env, fake_opencti
+    connector, connector_env, fake_opencti, with_stix_objects
 ):
     """pycti shares every pushed object with the entity's organisations (the connector leaves that sending to it)."""
     connector_id = connector_env["CONNECTOR_ID"]
     entity_id = fake_opencti.add_entity("IPv4-Addr", C2_IP, organizations=["Example Corp"])
     work = fake_opencti.wait_work_processed(
-        fake_opencti.publish_enrichment(connector_id, entity_id, with_stix_objects=True)
+        fake_opencti.publish_enrichment(connector_id, entity_id, with_stix_objects=with_stix_objects)
     )
     assert work["in_error"] is False, work["message"]
     objects = pushed_objects(fake_opencti, connector_id, work)
