@@ -108,6 +108,11 @@ class MalbeaconClient:
         """Release the pooled connections."""
         self._session.close()
 
+    @property
+    def cancelled(self) -> bool:
+        """True once `cancel()` was called: the connector is stopping."""
+        return self._cancelled.is_set()
+
     def cancel(self) -> None:
         """Cut the lookup in progress short (it fails with `Cancelled`), and every later one."""
         self._cancelled.set()

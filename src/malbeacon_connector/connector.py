@@ -25,7 +25,7 @@ from .client import MalbeaconClient, client_from_settings
 from .converter import EnrichedEntity, convert
 from .enrichment import conversion_options, enrich, lookup_plan
 from .gate import bundle_tlp, canonical_type, entity_tlp, in_scope
-from .queue_push import push_bundle
+from .queue_push import PushStopped, push_bundle
 from .settings import Settings, SettingsError, read_config_file, settings_from
 from .tlp import most_restrictive
 from .values import normalise_value
@@ -117,7 +117,10 @@ class MalbeaconConnector:
             self._helper.connector_logger.error("Cannot hand the bundle back to the playbook", {"error": str(error)})
 
     def _send(self, objects: list[dict]) -> None:
-        push_bundle(self._helper, json.dumps(make_bundle(objects)))
+        try:
+            push_bundle(self._helper, json.dumps(make_bundle(objects)), lambda: self._client.cancelled)
+        except PushStopped as stopped:
+            raise EnrichmentFailed(str(stopped)) from stopped
 
 
 def helper_config(settings: Settings, config_file_content: dict[str, Any]) -> dict[str, Any]:

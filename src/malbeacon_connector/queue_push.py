@@ -15,6 +15,7 @@ directory or S3 copies, the `api` queue protocol) is left to `send_stix2_bundle`
 """
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import pika
@@ -39,12 +40,17 @@ PLAIN_SENDING: dict[str, Any] = {
 }
 
 
-def push_bundle(helper: OpenCTIConnectorHelper, bundle: str) -> int:
+class PushStopped(Exception):
+    """The connector is stopping: publishing ended at a transaction boundary, the rest was not sent."""
+
+
+def push_bundle(helper: OpenCTIConnectorHelper, bundle: str, stop_requested: Callable[[], bool] = lambda: False) -> int:
     """Send the bundle (JSON) for ingestion in the helper's current work; the number of messages sent.
 
     The bundle must be self-contained (every reference resolved within it, as the connector's are):
     pycti's `cleanup_inconsistent_bundle` is not used, as it would also drop the organisations an
     entity is shared with from the objects that carry them as `x_opencti_granted_refs`.
+    `stop_requested` is asked before each transaction: when true, `PushStopped` is raised.
     """
     if not plain_queue_push(helper):
         return len(helper.send_stix2_bundle(bundle))
@@ -52,7 +58,7 @@ def push_bundle(helper: OpenCTIConnectorHelper, bundle: str) -> int:
     if not pieces:
         helper.metric.inc("error_count")
         raise ValueError("Nothing to import")  # as send_stix2_bundle
-    _publish(helper, pieces, expectations)
+    _publish(helper, pieces, expectations, stop_requested)
     return len(pieces)
 
 
@@ -62,7 +68,9 @@ def plain_queue_push(helper: OpenCTIConnectorHelper) -> bool:
     return all(getattr(helper, name, missing) == plain for name, plain in PLAIN_SENDING.items())
 
 
-def _publish(helper: OpenCTIConnectorHelper, pieces: list[str], expectations: int) -> None:
+def _publish(
+    helper: OpenCTIConnectorHelper, pieces: list[str], expectations: int, stop_requested: Callable[[], bool]
+) -> None:
     """Publish the pieces; the work expects them once the broker is reached (none if it cannot be)."""
     work_id = helper.work_id
     connection = pika.BlockingConnection(_connection_parameters(helper))
@@ -78,6 +86,11 @@ def _publish(helper: OpenCTIConnectorHelper, pieces: list[str], expectations: in
         channel = connection.channel()
         channel.tx_select()
         for sequence, piece in enumerate(pieces, start=1):
+            if (sequence - 1) % TRANSACTION_SIZE == 0 and stop_requested():
+                raise PushStopped(
+                    f"the connector was stopped while sending the bundle: {sequence - 1} of {len(pieces)} "
+                    "objects were sent; enrich the value again once it is back"
+                )
             helper._send_bundle(  # pycti's message, byte for byte
                 channel,
                 piece,

@@ -12,9 +12,12 @@ from pycti import OpenCTIConnectorHelper
 
 from malbeacon_connector import queue_push
 from malbeacon_connector.bundle import make_bundle, merge_objects
+from malbeacon_connector.client import client_from_settings
+from malbeacon_connector.connector import EnrichmentFailed, MalbeaconConnector
 from malbeacon_connector.converter import ConversionOptions, Enrichment, Lookup, convert
 from malbeacon_connector.enrichment import entity_for_value
 from malbeacon_connector.records import parse_records
+from malbeacon_connector.settings import Settings, settings_from
 from malbeacon_connector.simulator import load_sample_data
 from malbeacon_connector.tlp import MARKING_DEFINITIONS
 
@@ -123,6 +126,58 @@ def test_a_failure_while_publishing_queues_nothing_of_the_open_transaction(
 
     messages = fake_opencti.take_pushed_messages(helper.connect_id, timeout=2)
     assert [m["action_sequence"] for m in messages] == [1, 2, 3, 4]  # the first transaction only
+
+
+def test_a_stop_request_ends_the_push_before_the_next_transaction(
+    fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue_push, "TRANSACTION_SIZE", 4)
+    helper.work_id = fake_opencti.create_work(helper.connect_id, None)
+    asked: list[int] = []
+
+    def stop_requested() -> bool:
+        asked.append(1)
+        return len(asked) == 2  # the stop arrives during the first transaction
+
+    with pytest.raises(queue_push.PushStopped, match=r"stopped while sending the bundle: 4 of \d+ objects were sent"):
+        queue_push.push_bundle(helper, sample_bundle(), stop_requested)
+
+    messages = fake_opencti.take_pushed_messages(helper.connect_id, timeout=2)
+    assert [m["action_sequence"] for m in messages] == [1, 2, 3, 4]
+
+
+def test_sigterm_while_the_connector_pushes_ends_its_work_in_error_after_the_current_transaction(
+    fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connector's stop (its Malbeacon client cancelled, as on SIGTERM) reaches a push in progress."""
+    monkeypatch.setattr(queue_push, "TRANSACTION_SIZE", 4)
+    config = {"malbeacon": {"api_key": simulator.api_key, "api_base_url": simulator.base_url}}
+    settings = settings_from(Settings, config)  # OpenCTI and connector settings: the helper's environment
+    client = client_from_settings(settings.malbeacon)
+    connector = MalbeaconConnector(settings, helper, client)
+    send = helper._send_bundle
+
+    def send_then_stop(channel, piece, **kwargs):  # SIGTERM while the second message is published
+        send(channel, piece, **kwargs)
+        if kwargs["sequence"] == 2:
+            client.cancel()
+
+    monkeypatch.setattr(helper, "_send_bundle", send_then_stop)
+    standard_id = fake_opencti.add_entity("IPv4-Addr", "203.0.113.7")
+    helper.work_id = fake_opencti.create_work(helper.connect_id, standard_id)
+    data = {
+        "entity_id": standard_id,
+        "entity_type": "IPv4-Addr",
+        "stix_entity": fake_opencti.stix_entity(standard_id),
+        "stix_objects": fake_opencti.stix_objects(standard_id),
+        "enrichment_entity": fake_opencti.entity(standard_id),
+    }
+
+    with pytest.raises(EnrichmentFailed, match=r"stopped while sending the bundle: 4 of \d+ objects were sent"):
+        connector.process_message(data)
+
+    messages = fake_opencti.take_pushed_messages(helper.connect_id, timeout=2)
+    assert [m["action_sequence"] for m in messages] == [1, 2, 3, 4]
 
 
 def test_an_unreachable_broker_fails_the_push_before_the_work_expects_anything(
