@@ -181,12 +181,13 @@ def _consuming(helper: OpenCTIConnectorHelper) -> bool:
 
 
 def _finish(helper: OpenCTIConnectorHelper, listener: threading.Thread, client: MalbeaconClient) -> None:
-    """Let the message in progress finish; past the grace period, cut its lookup short so it ends in error."""
+    """Let the message in progress finish; past the grace period, cut its lookup (or its push, before the next
+    transaction) short so that it ends in error."""
     grace_end = time.monotonic() + STOP_GRACE_SECONDS
     while listener.is_alive() and time.monotonic() < grace_end and (_busy(helper) or _consuming(helper)):
         listener.join(timeout=0.1)
     if listener.is_alive() and _busy(helper):
-        helper.connector_logger.warning("Stopping: the Malbeacon lookup in progress is cut short")
+        helper.connector_logger.warning("Stopping: the enrichment in progress is cut short")
         client.cancel()
         report_end = time.monotonic() + STOP_REPORT_SECONDS
         while _busy(helper) and time.monotonic() < report_end:
