@@ -50,7 +50,8 @@ def push_bundle(helper: OpenCTIConnectorHelper, bundle: str, stop_requested: Cal
     The bundle must be self-contained (every reference resolved within it, as the connector's are):
     pycti's `cleanup_inconsistent_bundle` is not used, as it would also drop the organisations an
     entity is shared with from the objects that carry them as `x_opencti_granted_refs`.
-    `stop_requested` is asked before each transaction: when true, `PushStopped` is raised.
+    `stop_requested` is asked before each transaction: when true, `PushStopped` is raised, and the work
+    expects only the messages already sent.
     """
     if not plain_queue_push(helper):
         return len(helper.send_stix2_bundle(bundle))
@@ -71,8 +72,11 @@ def plain_queue_push(helper: OpenCTIConnectorHelper) -> bool:
 def _publish(
     helper: OpenCTIConnectorHelper, pieces: list[str], expectations: int, stop_requested: Callable[[], bool]
 ) -> None:
-    """Publish the pieces; the work expects them once the broker is reached (none if it cannot be)."""
+    """Publish the pieces; the work expects them once the broker is reached (none if it cannot be), and
+    no more than were sent when a stop ends the publishing."""
     work_id = helper.work_id
+    if stop_requested():
+        raise _stopped(0, len(pieces))
     connection = pika.BlockingConnection(_connection_parameters(helper))
     try:
         if work_id:
@@ -85,27 +89,32 @@ def _publish(
                 connection = pika.BlockingConnection(_connection_parameters(helper))
         channel = connection.channel()
         channel.tx_select()
-        for sequence, piece in enumerate(pieces, start=1):
-            if (sequence - 1) % TRANSACTION_SIZE == 0 and stop_requested():
-                raise PushStopped(
-                    f"the connector was stopped while sending the bundle: {sequence - 1} of {len(pieces)} "
-                    "objects were sent; enrich the value again once it is back"
+        for start in range(0, len(pieces), TRANSACTION_SIZE):
+            if start and stop_requested():
+                if work_id:  # take back the expectations of what will not be sent
+                    helper.api.work.add_expectations(work_id, start - len(pieces))
+                raise _stopped(start, len(pieces))
+            for sequence, piece in enumerate(pieces[start : start + TRANSACTION_SIZE], start=start + 1):
+                helper._send_bundle(  # pycti's message, byte for byte
+                    channel,
+                    piece,
+                    work_id=work_id,
+                    sequence=sequence,
+                    entities_types=[],
+                    update=False,
+                    draft_id=helper.draft_id,
                 )
-            helper._send_bundle(  # pycti's message, byte for byte
-                channel,
-                piece,
-                work_id=work_id,
-                sequence=sequence,
-                entities_types=[],
-                update=False,
-                draft_id=helper.draft_id,
-            )
-            if sequence % TRANSACTION_SIZE == 0:
-                channel.tx_commit()
-        channel.tx_commit()
+            channel.tx_commit()
     finally:
         with contextlib.suppress(Exception):
             connection.close()
+
+
+def _stopped(sent: int, total: int) -> PushStopped:
+    return PushStopped(
+        f"the connector was stopped while sending the bundle: {sent} of {total} objects were sent; "
+        "enrich the value again once it is back"
+    )
 
 
 def _connection_parameters(helper: OpenCTIConnectorHelper) -> pika.ConnectionParameters:

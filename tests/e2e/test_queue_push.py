@@ -132,18 +132,31 @@ def test_a_stop_request_ends_the_push_before_the_next_transaction(
     fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(queue_push, "TRANSACTION_SIZE", 4)
-    helper.work_id = fake_opencti.create_work(helper.connect_id, None)
+    helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
     asked: list[int] = []
 
     def stop_requested() -> bool:
         asked.append(1)
-        return len(asked) == 2  # the stop arrives during the first transaction
+        return len(asked) == 2  # asked before connecting, then before the second transaction
 
-    with pytest.raises(queue_push.PushStopped, match=r"stopped while sending the bundle: 4 of \d+ objects were sent"):
+    with pytest.raises(queue_push.PushStopped, match=r"^the connector was stopped while sending the bundle: 4 of "):
         queue_push.push_bundle(helper, sample_bundle(), stop_requested)
 
     messages = fake_opencti.take_pushed_messages(helper.connect_id, timeout=2)
     assert [m["action_sequence"] for m in messages] == [1, 2, 3, 4]
+    assert fake_opencti.works[work_id]["expectations"] == 4  # what was sent, no more
+
+
+def test_a_stop_requested_before_the_push_sends_nothing_and_expects_nothing(
+    fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper
+) -> None:
+    helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
+
+    with pytest.raises(queue_push.PushStopped, match=r"^the connector was stopped while sending the bundle: 0 of "):
+        queue_push.push_bundle(helper, sample_bundle(), lambda: True)
+
+    assert fake_opencti.take_pushed_messages(helper.connect_id, timeout=1) == []
+    assert fake_opencti.works[work_id]["expectations"] == 0
 
 
 def test_sigterm_while_the_connector_pushes_ends_its_work_in_error_after_the_current_transaction(
@@ -173,7 +186,7 @@ def test_sigterm_while_the_connector_pushes_ends_its_work_in_error_after_the_cur
         "enrichment_entity": fake_opencti.entity(standard_id),
     }
 
-    with pytest.raises(EnrichmentFailed, match=r"stopped while sending the bundle: 4 of \d+ objects were sent"):
+    with pytest.raises(EnrichmentFailed, match=r"^the connector was stopped while sending the bundle: 4 of "):
         connector.process_message(data)
 
     messages = fake_opencti.take_pushed_messages(helper.connect_id, timeout=2)
