@@ -1,4 +1,4 @@
-"""STIX bundles: merging new objects into existing ones without duplicates."""
+"""STIX bundles: merging new objects into existing ones without duplicates; no reference left dangling."""
 
 import uuid
 from collections.abc import Iterable
@@ -16,6 +16,36 @@ def merge_objects(original: Iterable[dict], new: Iterable[dict]) -> list[dict]:
         if stix_object["type"] != "marking-definition" or stix_object["id"] not in merged:
             merged[stix_object["id"]] = stix_object
     return list(merged.values())
+
+
+GRANTED_REFS = "x_opencti_granted_refs"  # organisations: never in a bundle, the platform resolves them
+
+
+def without_dangling_refs(objects: list[dict]) -> list[dict]:
+    """The objects without their top-level references to objects not among them (copies where changed).
+
+    The entity pycti rebuilds carries its nested refs (`resolves_to_refs`, ...) without their targets; the
+    platform's workers would retry, then drop the object, when a target cannot be read. Organisations
+    (`x_opencti_granted_refs`) stay.
+    """
+    known = {stix_object["id"] for stix_object in objects}
+    return [_kept_refs(stix_object, known) for stix_object in objects]
+
+
+def _kept_refs(stix_object: dict, known: set[str]) -> dict:
+    kept: dict = {}
+    for key, value in stix_object.items():
+        if key == GRANTED_REFS:
+            kept[key] = value
+        elif key.endswith("_ref") and isinstance(value, str):
+            if value in known:
+                kept[key] = value
+        elif key.endswith("_refs") and isinstance(value, list):
+            if refs := [ref for ref in value if ref in known]:
+                kept[key] = refs
+        else:
+            kept[key] = value
+    return stix_object if kept == stix_object else kept
 
 
 def make_bundle(objects: list[dict]) -> dict:

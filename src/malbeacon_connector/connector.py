@@ -20,7 +20,7 @@ from typing import Any
 
 from pycti import OpenCTIConnectorHelper
 
-from .bundle import make_bundle, merge_objects
+from .bundle import make_bundle, merge_objects, without_dangling_refs
 from .client import MalbeaconClient, client_from_settings
 from .converter import EnrichedEntity, convert
 from .enrichment import conversion_options, enrich, lookup_plan
@@ -98,7 +98,7 @@ class MalbeaconConnector:
         if not result.found:
             return self._finish_without_bundle(stix_objects, summary)
         conversion = convert([result.as_enrichment()], self._options, now=datetime.now(UTC))
-        objects = merge_objects(stix_objects, conversion.objects)
+        objects = without_dangling_refs(merge_objects(stix_objects, conversion.objects))
         self._send(objects)
         return result.summary(objects_sent=len(objects))
 

@@ -47,9 +47,9 @@ class PushStopped(Exception):
 def push_bundle(helper: OpenCTIConnectorHelper, bundle: str, stop_requested: Callable[[], bool] = lambda: False) -> int:
     """Send the bundle (JSON) for ingestion in the helper's current work; the number of messages sent.
 
-    The bundle must be self-contained (every reference resolved within it, as the connector's are):
-    pycti's `cleanup_inconsistent_bundle` is not used, as it would also drop the organisations an
-    entity is shared with from the objects that carry them as `x_opencti_granted_refs`.
+    The bundle must be self-contained (the connector's are: `bundle.without_dangling_refs`): pycti's
+    `cleanup_inconsistent_bundle` is not used, as it would also drop the organisations an entity is
+    shared with from the objects that carry them as `x_opencti_granted_refs`.
     `stop_requested` is asked before each transaction: when true, `PushStopped` is raised, and the work
     expects only the messages already sent.
     """

@@ -348,6 +348,7 @@ class FakeOpenCTI:
         self.unexpected_calls: list[GraphQLCall] = []
         self.connectors: dict[str, RegisteredConnector] = {}
         self.entities: dict[str, dict[str, Any]] = {}  # standard_id -> API-shaped entity
+        self.resolves_to: dict[str, list[str]] = {}  # standard_id -> nested refs (resolves-to targets)
         self.works: dict[str, dict[str, Any]] = {}
         self.playbook_bundles: list[dict[str, Any]] = []
         self.api_bundles: list[dict[str, Any]] = []  # stixBundlePush (CONNECTOR_QUEUE_PROTOCOL=api)
@@ -403,12 +404,14 @@ class FakeOpenCTI:
         created_by: str | None = None,
         description: str | None = None,
         organizations: Sequence[str] = (),
+        resolves_to: Sequence[str] = (),
     ) -> str:
         """Store an observable and return its standard id (what messages carry as `entity_id`).
 
         `entity_id` is the internal id (a random UUID by default); the standard id is the STIX id
         computed from the value. `markings`: TLP/PAP names or marking dicts (see `marking_definition`).
         `created_by`: an organization name. `organizations`: names of the organizations it is shared with.
+        `resolves_to`: standard ids of observables it resolves to (nested refs, read by pycti's export).
         """
         standard_id = standard_id or observable_standard_id(entity_type, value)
         stamp = now_iso()
@@ -438,6 +441,7 @@ class FakeOpenCTI:
         }
         with self._condition:
             self.entities[standard_id] = entity
+            self.resolves_to[standard_id] = list(resolves_to)
         return standard_id
 
     def entity(self, any_id: str) -> dict[str, Any] | None:
@@ -893,11 +897,26 @@ class FakeOpenCTI:
     _gql_stixCoreObject = _gql_stixCyberObservable  # the helper's reader when no entity_type (playbooks)
 
     def _gql_stixNestedRefRelationships(self, variables: dict[str, Any], operation: Operation) -> dict[str, Any]:
+        entity = self.entity(str(variables.get("fromId") or "")) or {}
+        edges = [
+            {
+                "node": {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{entity['id']}-{target}")),
+                    "entity_type": "resolves-to",
+                    "relationship_type": "resolves-to",
+                    "from": {"id": entity["id"], "standard_id": entity["standard_id"]},
+                    "to": {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, target)), "standard_id": target},
+                }
+            }
+            for target in self.resolves_to.get(entity.get("standard_id", ""), [])
+        ]
+        return {"edges": edges, "pageInfo": dict(EMPTY_PAGE_INFO)}
+
+    def _gql_stixCoreRelationships(self, variables: dict[str, Any], operation: Operation) -> dict[str, Any]:
         return {"edges": [], "pageInfo": dict(EMPTY_PAGE_INFO)}
 
-    _gql_stixCoreRelationships = _gql_stixNestedRefRelationships
-    _gql_stixSightingRelationships = _gql_stixNestedRefRelationships
-    _gql_stixObjectOrStixRelationships = _gql_stixNestedRefRelationships
+    _gql_stixSightingRelationships = _gql_stixCoreRelationships
+    _gql_stixObjectOrStixRelationships = _gql_stixCoreRelationships
 
     def _gql_workEdit(self, variables: dict[str, Any], operation: Operation) -> dict[str, Any]:
         work_id = variables["id"]

@@ -83,6 +83,19 @@ def test_a_broker_over_tls_with_quorum_queues_serves_the_same(connector, connect
     assert_valid_bundle(valid_bundle(pushed_objects(fake_opencti, connector_env["CONNECTOR_ID"], work)))
 
 
+def test_nested_refs_pycti_exports_without_their_targets_are_not_sent(connector, connector_env, fake_opencti):
+    """pycti rebuilds the entity with its `resolves_to_refs`, whose targets are not exported: left dangling,
+    they would make the workers retry and drop the enriched observable."""
+    elsewhere = fake_opencti.add_entity("Domain-Name", "elsewhere.example.org")
+    entity_id = fake_opencti.add_entity("IPv4-Addr", C2_IP, resolves_to=[elsewhere])
+    work = fake_opencti.wait_work_processed(fake_opencti.publish_enrichment(connector_env["CONNECTOR_ID"], entity_id))
+    assert work["in_error"] is False, work["message"]
+    assert fake_opencti.calls_for("stixNestedRefRelationships")
+    objects = pushed_objects(fake_opencti, connector_env["CONNECTOR_ID"], work)
+    assert_valid_bundle(valid_bundle(objects))  # every reference resolved within the bundle
+    assert "resolves_to_refs" not in next(o for o in objects if o["id"] == entity_id)
+
+
 def test_not_found_succeeds_with_a_message_and_sends_nothing(connector, connector_env, fake_opencti):
     work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], UNKNOWN)
     assert work["in_error"] is False

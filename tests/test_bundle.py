@@ -1,0 +1,49 @@
+"""Bundles: merged without duplicates, and without references to objects they do not hold."""
+
+import copy
+
+from malbeacon_connector.bundle import without_dangling_refs
+
+ENTITY = "ipv4-addr--9ddd739e-87b1-587d-83f2-62ef1130af2f"
+MARKING = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"
+AUTHOR = "identity--69f1df30-eb2f-5845-88e0-64e2d05ab72e"
+ABSENT_MAC = "mac-addr--aa2ee4a5-ae28-5e8f-8d5a-2a0bd6f3cd0e"
+ABSENT_AS = "autonomous-system--f720c34b-98ae-597f-ade5-27dc241e8c74"
+ORGANISATION = "identity--0f8b5f4a-9a4e-5d5d-9e2a-3a1f2c8f5e11"
+
+
+def test_references_to_absent_objects_go_and_the_others_stay_untouched():
+    entity = {
+        "id": ENTITY,
+        "type": "ipv4-addr",
+        "object_marking_refs": [MARKING],
+        "resolves_to_refs": [ABSENT_MAC],
+        "belongs_to_refs": [ABSENT_AS, AUTHOR],
+        "x_opencti_created_by_ref": ABSENT_AS,
+        "x_opencti_granted_refs": [ORGANISATION],
+    }
+    others = [{"id": MARKING, "type": "marking-definition"}, {"id": AUTHOR, "type": "identity"}]
+    objects = [entity, *others]
+    before = copy.deepcopy(objects)
+
+    cleaned = without_dangling_refs(objects)
+
+    assert objects == before  # the caller's objects are not modified
+    assert cleaned[1:] == others and cleaned[1] is others[0]
+    assert cleaned[0] == {
+        "id": ENTITY,
+        "type": "ipv4-addr",
+        "object_marking_refs": [MARKING],
+        "belongs_to_refs": [AUTHOR],
+        "x_opencti_granted_refs": [ORGANISATION],
+    }
+
+
+def test_a_self_contained_bundle_comes_back_as_it_was():
+    objects = [
+        {"id": ENTITY, "type": "ipv4-addr", "object_marking_refs": [MARKING], "x_opencti_created_by_ref": AUTHOR},
+        {"id": MARKING, "type": "marking-definition"},
+        {"id": AUTHOR, "type": "identity", "object_marking_refs": [MARKING]},
+    ]
+    cleaned = without_dangling_refs(objects)
+    assert cleaned == objects and all(a is b for a, b in zip(cleaned, objects, strict=True))
