@@ -26,7 +26,7 @@ def test_references_to_absent_objects_go_and_the_others_stay_untouched():
     objects = [entity, *others]
     before = copy.deepcopy(objects)
 
-    cleaned = without_dangling_refs(objects)
+    cleaned = without_dangling_refs(objects, {ENTITY, MARKING, AUTHOR})
 
     assert objects == before  # the caller's objects are not modified
     assert cleaned[1:] == others and cleaned[1] is others[0]
@@ -45,5 +45,12 @@ def test_a_self_contained_bundle_comes_back_as_it_was():
         {"id": MARKING, "type": "marking-definition"},
         {"id": AUTHOR, "type": "identity", "object_marking_refs": [MARKING]},
     ]
-    cleaned = without_dangling_refs(objects)
+    cleaned = without_dangling_refs(objects, {o["id"] for o in objects})
     assert cleaned == objects and all(a is b for a, b in zip(cleaned, objects, strict=True))
+
+
+def test_only_the_objects_to_check_are_looked_at():
+    converted = {"id": AUTHOR, "type": "identity", "object_marking_refs": [ABSENT_AS]}
+    given = {"id": ENTITY, "type": "ipv4-addr", "resolves_to_refs": [ABSENT_MAC]}
+    cleaned = without_dangling_refs([given, converted], {ENTITY})
+    assert cleaned == [{"id": ENTITY, "type": "ipv4-addr"}, converted] and cleaned[1] is converted

@@ -21,15 +21,17 @@ def merge_objects(original: Iterable[dict], new: Iterable[dict]) -> list[dict]:
 GRANTED_REFS = "x_opencti_granted_refs"  # organisations: never in a bundle, the platform resolves them
 
 
-def without_dangling_refs(objects: list[dict]) -> list[dict]:
-    """The objects without their top-level references to objects not among them (copies where changed).
+def without_dangling_refs(objects: list[dict], checked: set[str]) -> list[dict]:
+    """The objects, those with an id in `checked` without their top-level references to objects not
+    among them (copies where changed).
 
-    The entity pycti rebuilds carries its nested refs (`resolves_to_refs`, ...) without their targets; the
-    platform's workers would retry, then drop the object, when a target cannot be read. Organisations
-    (`x_opencti_granted_refs`) stay.
+    The objects to check are those the platform gave: the entity pycti rebuilds carries its nested
+    refs (`resolves_to_refs`, ...) without their targets, and the platform's workers would retry, then
+    drop the object, when a target cannot be read. The converter's own objects are self-contained.
+    Organisations (`x_opencti_granted_refs`) stay.
     """
     known = {stix_object["id"] for stix_object in objects}
-    return [_kept_refs(stix_object, known) for stix_object in objects]
+    return [_kept_refs(o, known) if o["id"] in checked else o for o in objects]
 
 
 def _kept_refs(stix_object: dict, known: set[str]) -> dict:

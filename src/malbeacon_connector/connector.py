@@ -98,7 +98,8 @@ class MalbeaconConnector:
         if not result.found:
             return self._finish_without_bundle(stix_objects, summary)
         conversion = convert([result.as_enrichment()], self._options, now=datetime.now(UTC))
-        objects = without_dangling_refs(merge_objects(stix_objects, conversion.objects))
+        from_platform = {stix_object["id"] for stix_object in stix_objects}
+        objects = without_dangling_refs(merge_objects(stix_objects, conversion.objects), from_platform)
         self._send(objects)
         return result.summary(objects_sent=len(objects))
 
