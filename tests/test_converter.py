@@ -1,6 +1,8 @@
 """The converter's core mapping (infrastructures off): actors, indicators, deterministic ids, TLP carried over."""
 
+import json
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -12,6 +14,7 @@ from malbeacon_connector.records import parse_records
 from malbeacon_connector.stix_builder import AUTHOR_ID
 from malbeacon_connector.stix_ids import observable_id
 from malbeacon_connector.tlp import MARKING_DEFINITIONS, marking_id
+from platform_rules import external_reference_id
 from stix_checks import assert_valid_bundle, objects_of
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -129,18 +132,6 @@ def test_every_host_name_of_an_ip_is_kept_and_a_host_name_reached_via_two_ips_is
     }
 
 
-def test_valid_from_is_the_first_beacon_time_of_each_actor():
-    rows = [
-        row("198.51.100.23", tstamp="2021-05-01 10:00:00"),
-        row("198.51.100.23", tstamp="2020-01-02 03:04:05"),
-        row("192.0.2.1", tstamp="NA"),
-    ]
-    objects, _ = conversion_for(rows)
-    valid_from = {i["name"]: i["valid_from"] for i in objects_of(objects, "indicator")}
-    assert valid_from["198.51.100.23"] == "2020-01-02T03:04:05.000Z"
-    assert valid_from["192.0.2.1"] == "2026-01-02T03:04:05.000Z"  # no beacon time: the enrichment time
-
-
 @pytest.mark.parametrize("tlp", ["TLP:CLEAR", "TLP:GREEN", "TLP:AMBER", "TLP:AMBER+STRICT", "TLP:RED"])
 def test_created_objects_carry_the_tlp_of_the_enriched_entity_and_its_definition(tlp):
     objects, entity = conversion_for([row("198.51.100.23", "a.example.com")], tlp=tlp)
@@ -197,8 +188,13 @@ def test_the_enriched_observable_is_sent_once_with_a_malbeacon_reference_and_a_r
     assert extension["score"] == score_after and "x_opencti_score" not in updated[0]
     assert extension["labels"] == ["formbook"]
     (reference,) = extension["external_references"]
-    assert reference["source_name"] == "Malbeacon" and reference["external_id"] == "c2/c2/203.0.113.7"
-    assert "1 beacon record" in reference["description"]
+    assert reference == {
+        "source_name": "Malbeacon",
+        "url": "https://malbeacon.com/illuminate#203.0.113.7",
+        "external_id": "203.0.113.7",
+        "description": "Known to Malbeacon: 1 beacon record(s), from 2020-10-22T09:04:40.000Z to "
+        "2020-10-22T09:04:40.000Z; lookups: c2/c2.",
+    }
     assert "extensions" not in entity.stix_object  # the caller's object is not modified
 
 
@@ -241,8 +237,38 @@ def test_sample_data_bundle_is_valid_and_counts_match(simulator):
     assert_valid_bundle(full_bundle(objects, entity))
 
 
-def test_the_portal_link_is_on_the_author_only():
+def test_the_portal_link_is_on_the_author_only_and_the_enriched_value_has_its_own():
     """The old connector attached the same portal link to every object."""
-    objects, _ = conversion_for([row("198.51.100.23", "a.example.com")], options=ConversionOptions())
+    objects, entity = conversion_for([row("198.51.100.23", "a.example.com")], options=ConversionOptions())
     with_link = [o["id"] for o in objects if "malbeacon.com" in str(o.get("external_references", ""))]
     assert with_link == [AUTHOR_ID]
+    with_any_link = [o["id"] for o in objects if "malbeacon.com" in json.dumps(o)]
+    assert with_any_link == [AUTHOR_ID, entity["id"]]
+
+
+@pytest.mark.parametrize(
+    ("value", "entity_type", "url"),
+    [
+        ("panel.example.net", "Domain-Name", "https://malbeacon.com/illuminate#panel.example.net"),
+        (
+            "http://p.example/a b?x=1&y=2#f",
+            "Url",
+            "https://malbeacon.com/illuminate#http%3A%2F%2Fp.example%2Fa%20b%3Fx%3D1%26y%3D2%23f",
+        ),
+    ],
+)
+def test_the_reference_keeps_one_platform_identity_whatever_the_lookups(value, entity_type, url):
+    """The platform identifies a reference by its URL and adds references on upsert, never removing one:
+    a re-enrichment with more lookups must land on the same reference."""
+    entity = entity_for_value(value, entity_type, "TLP:CLEAR")
+    identities, descriptions = set(), []
+    for endpoints in (["c2"], ["c2", "actorhostname"]):
+        lookups = [Lookup(endpoint, parse_records([row("198.51.100.23")]).records) for endpoint in endpoints]
+        objects = convert([Enrichment(entity, lookups)], ConversionOptions(), NOW).objects
+        updated = next(o for o in objects if o["id"] == entity.stix_id)
+        (reference,) = updated["extensions"][SCO_EXTENSION]["external_references"]
+        assert reference["url"] == url and urlsplit(reference["url"]).hostname == "malbeacon.com"
+        identities.add(external_reference_id(reference))
+        descriptions.append(reference["description"])
+    assert len(identities) == 1
+    assert descriptions[1].endswith("lookups: c2/c2, c2/actorhostname.") and "2 beacon record(s)" in descriptions[1]

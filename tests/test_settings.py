@@ -208,6 +208,9 @@ INVALID_SETTINGS = [
     pytest.param("MALBEACON_REQUEST_TIMEOUT", "500", "from 1 to 120", id="timeout-500"),
     pytest.param("MALBEACON_REQUEST_TIMEOUT", "soon", "from 1 to 120", id="timeout-text"),
     pytest.param("MALBEACON_MAX_RETRIES", "11", "integer from 0 to 10", id="retries-11"),
+    pytest.param("MALBEACON_INDICATOR_VALID_FROM", "first_seen", "allowed: enrichment, last_seen", id="valid-from"),
+    pytest.param("MALBEACON_CREATE_INDICATORS", "yes please", "allowed: true, false", id="create-indicators"),
+    pytest.param("MALBEACON_SKIP_OWN_AUTO_ENRICHMENTS", "2", "allowed: true, false", id="skip-own-auto"),
 ]
 
 
@@ -367,6 +370,22 @@ def test_lookups_and_context_switches_have_documented_defaults_and_read_lists(mo
     assert chosen.ip_lookups == ("c2", "actorip", "c2ip")
     assert chosen.domain_lookups == ("actorhostname",)
     assert chosen.add_user_agents is True
+
+
+def test_indicator_and_auto_enrichment_settings_have_documented_defaults(monkeypatch, config_file):
+    set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
+    defaults = load_settings(EnrichSettings, config_file=config_file).malbeacon
+    assert (defaults.create_indicators, defaults.indicator_valid_from) == (True, "enrichment")
+    assert defaults.skip_own_auto_enrichments is True
+    set_env(
+        monkeypatch,
+        MALBEACON_CREATE_INDICATORS="false",
+        MALBEACON_INDICATOR_VALID_FROM=" Last-Seen ",
+        MALBEACON_SKIP_OWN_AUTO_ENRICHMENTS="false",
+    )
+    chosen = load_settings(EnrichSettings, config_file=config_file).malbeacon
+    assert (chosen.create_indicators, chosen.indicator_valid_from) == (False, "last_seen")
+    assert chosen.skip_own_auto_enrichments is False
 
 
 def test_credentials_in_the_base_url_are_not_echoed(monkeypatch, config_file):

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pycti.connector.opencti_connector_helper as pycti_helper
 from pycti import OpenCTIConnectorHelper
 
 from .bundle import make_bundle, merge_objects, without_dangling_refs
@@ -27,7 +28,9 @@ from .enrichment import conversion_options, enrich, lookup_plan
 from .gate import bundle_tlp, canonical_type, entity_tlp, in_scope
 from .queue_push import PushStopped, push_bundle
 from .settings import Settings, SettingsError, read_config_file, settings_from
+from .stix_builder import AUTHOR_ID
 from .tlp import most_restrictive
+from .trigger import author_id, capture_internal, is_automatic
 from .values import normalise_value
 
 START_ATTEMPTS = 3
@@ -58,6 +61,14 @@ class MalbeaconConnector:
         given_type = str(opencti_entity.get("entity_type") or data.get("entity_type") or "")
         entity_type = canonical_type(given_type) or given_type
         try:
+            if self._own_automatic_enrichment(data, opencti_entity):
+                value = str(opencti_entity.get("observable_value") or data["stix_entity"].get("value") or "")
+                return self._finish_without_bundle(
+                    stix_objects,
+                    f"{value!r} was created by this connector (author Malbeacon) and this enrichment is automatic: "
+                    "not looked up, so that auto-enrichment does not loop over what Malbeacon returned, spending "
+                    "API calls; enrich it manually to look it up (or set MALBEACON_SKIP_OWN_AUTO_ENRICHMENTS=false)",
+                )
             return self._enrich(entity_type, data["stix_entity"], stix_objects, opencti_entity)
         except EnrichmentFailed:
             self._send_back_in_playbook(stix_objects)
@@ -68,6 +79,23 @@ class MalbeaconConnector:
                 f"unexpected error ({error.__class__.__name__}: {str(error)[:200]}); the connector goes on with "
                 "the next enrichment"
             ) from error
+
+    def _own_automatic_enrichment(self, data: dict[str, Any], opencti_entity: dict) -> bool:
+        """An auto-enrichment of an observable this connector created (a playbook step is never one)."""
+        if not (self._settings.malbeacon.skip_own_auto_enrichments and self._settings.connector.auto):
+            return False
+        if self._helper.playbook is not None or author_id(opencti_entity, data.get("stix_entity") or {}) != AUTHOR_ID:
+            return False
+        return is_automatic(data, self._work_name)
+
+    def _work_name(self) -> str | None:
+        """The name the platform gave the work (read only when pycti gave no `internal` part)."""
+        try:
+            work = self._helper.api.work.get_work(self._helper.work_id) if self._helper.work_id else None
+        except Exception as error:
+            self._helper.connector_logger.warning("Cannot read the work's name", {"error": str(error)[:200]})
+            return None
+        return str(work.get("name") or "") if isinstance(work, dict) else None
 
     def _enrich(self, entity_type: str, stix_entity: dict, stix_objects: list[dict], opencti_entity: dict) -> str:
         settings = self._settings
@@ -243,6 +271,8 @@ def run(config_file: Path = Path("config.yml")) -> int:
     if helper is None:
         return 0
     stopper.helper = helper
+    if not capture_internal(getattr(pycti_helper, "ListenQueue", None)):
+        helper.connector_logger.info("This pycti keeps no message mode: automatic enrichments are told by work name")
     client = client_from_settings(settings.malbeacon)
     connector = MalbeaconConnector(settings, helper, client)
     helper.connector_logger.info(

@@ -20,14 +20,17 @@ restrictive TLP of the entities they come from.
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import quote
 
 from .enriched_entity import updated_entity
 from .gc_pause import gc_paused
 from .records import BeaconRecord
 from .stix_builder import StixBuilder, stix_time
 from .tlp import most_restrictive
+from .validity import indicator_validity
 from .values import IP_TYPES, AutonomousSystem, Country, url_host
 
+PORTAL_URL = "https://malbeacon.com/illuminate"
 ENDPOINT_ROLES = {"c2": "c2", "c2ip": "c2", "actorip": "actor", "actorhostname": "actor", "useragent": "user-agent"}
 
 Key = tuple[str, str]  # (OpenCTI entity type, value)
@@ -81,6 +84,8 @@ class ConversionOptions:
     """What to build besides actors and indicators; see the settings of the same names."""
 
     score: int = 50
+    indicators: bool = True
+    indicator_valid_from: str = "enrichment"  # or "last_seen"; see validity.py
     infrastructure: bool = True
     autonomous_systems: bool = True
     countries: bool = True
@@ -248,10 +253,11 @@ def _panel_name(record: BeaconRecord, entity: EnrichedEntity, role: str) -> str 
 class _Writer:
     """Turns the gathered graph into STIX objects."""
 
-    def __init__(self, graph: _Graph, builder: StixBuilder) -> None:
+    def __init__(self, graph: _Graph, builder: StixBuilder, now: datetime) -> None:
         self.graph = graph
         self.options = graph.options
         self.builder = builder
+        self.now = now
         self.ids: dict[Key, str] = dict(graph.enriched_ids)
         self.tlps: dict[str, str] = {}  # object id -> TLP, for relationships
 
@@ -273,12 +279,12 @@ class _Writer:
             actor_id = self.observable(
                 key, actor.tlp, description=f"Malbeacon saw this actor log into C2 panels{seen}.", labels=labels
             )
-            if not enriched:
+            if not enriched and self.options.indicators:
                 indicator_id = self.builder.indicator(
                     key[0],
                     key[1],
                     actor.tlp,
-                    actor.seen.first,
+                    indicator_validity(self.options.indicator_valid_from, key[0], actor.seen.last, self.now),
                     f"Actor infrastructure: logged into C2 panels tracked by Malbeacon{seen}.",
                     labels,
                 )
@@ -335,18 +341,24 @@ class _Writer:
                 self.link("resolves-to", self.ids[host], self.ids[address])
 
 
+def portal_url(value: str) -> str:
+    """The Malbeacon portal page, with the value in its fragment: a link a user can open, and one
+    external reference per observable (the platform identifies a reference by its URL)."""
+    return f"{PORTAL_URL}#{quote(value, safe='')}"
+
+
 def malbeacon_reference(enrichment: Enrichment) -> dict:
-    """The external reference telling what Malbeacon knows of an enriched value."""
+    """The external reference telling what Malbeacon knows of an enriched value; the same reference
+    whatever the lookups (the platform adds references on upsert, never removes them)."""
     records = enrichment.records
     times = sorted(record.seen_at for record in records if record.seen_at is not None)
     span = f", from {stix_time(times[0])} to {stix_time(times[-1])}" if times else ""
-    lookups = ", ".join(
-        f"c2/{lookup.endpoint}/{enrichment.entity.value}" for lookup in enrichment.lookups if lookup.records
-    )
+    lookups = ", ".join(f"c2/{lookup.endpoint}" for lookup in enrichment.lookups if lookup.records)
     return {
         "source_name": "Malbeacon",
-        "external_id": lookups,
-        "description": f"Known to Malbeacon: {len(records)} beacon record(s){span}.",
+        "url": portal_url(enrichment.entity.value),
+        "external_id": enrichment.entity.value,
+        "description": f"Known to Malbeacon: {len(records)} beacon record(s){span}; lookups: {lookups}.",
     }
 
 
@@ -374,7 +386,7 @@ def _convert(enrichments: Sequence[Enrichment], options: ConversionOptions, now:
                 entity.stix_object, malbeacon_reference(enrichment), list(dict.fromkeys(tags)), options.score
             )
         )
-    writer = _Writer(graph, builder)
+    writer = _Writer(graph, builder, now)
     for enrichment in found:
         writer.tlps[enrichment.entity.stix_id] = enrichment.entity.tlp
     writer.actors()

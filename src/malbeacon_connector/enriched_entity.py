@@ -17,16 +17,22 @@ def _take(stix_object: dict, key: str) -> Any:
     return extension.get(key, top_level)
 
 
+def reference_identity(reference: dict) -> tuple:
+    """What identifies an external reference on the platform: its URL, else its source and id."""
+    if reference.get("url"):
+        return ("url", reference["url"])
+    return ("source", reference.get("source_name"), reference.get("external_id"))
+
+
 def updated_entity(stix_object: dict, reference: dict, labels: list[str], score: int) -> dict:
-    """A copy with `reference` (replacing an older one of the same source and id), `labels` added, and
+    """A copy with `reference` (replacing an older one of the same identity), `labels` added, and
     the score raised to `score` when lower or unset (never lowered)."""
     updated = copy.deepcopy(stix_object)
     current_references = _take(updated, "external_references") or []
     current_labels = _take(updated, "labels") or []
     current_score = _take(updated, "score")
     extension = updated.setdefault("extensions", {}).setdefault(SCO_EXTENSION, {"extension_type": "property-extension"})
-    key = (reference["source_name"], reference.get("external_id"))
-    kept = [ref for ref in current_references if (ref.get("source_name"), ref.get("external_id")) != key]
+    kept = [ref for ref in current_references if reference_identity(ref) != reference_identity(reference)]
     extension["external_references"] = [*kept, reference]
     if labels or current_labels:
         extension["labels"] = list(dict.fromkeys([*current_labels, *labels]))

@@ -29,6 +29,8 @@ def conversion_options(settings: MalbeaconSettings) -> ConversionOptions:
     """The converter's options from the `malbeacon` settings."""
     return ConversionOptions(
         score=settings.indicator_score_level,
+        indicators=settings.create_indicators,
+        indicator_valid_from=settings.indicator_valid_from,
         infrastructure=settings.create_infrastructure,
         autonomous_systems=settings.add_autonomous_systems,
         countries=settings.add_countries,

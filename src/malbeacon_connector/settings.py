@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInf
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .tlp import ALLOWED_TLP_TEXT, TLP_LEVELS, normalise_tlp
+from .validity import VALID_FROM_CHOICES
 from .values import STIX_TYPES
 
 DEFAULT_BASE_URL = "https://api.malbeacon.com/v1/"
@@ -174,12 +175,37 @@ class MalbeaconSettings(BaseModel):
         "actorhostname (as an actor's host name); one API call each",
         json_schema_extra={"items": {"type": "string", "enum": list(DOMAIN_ENDPOINTS)}},
     )
+    create_indicators: bool = Field(
+        True,
+        description="An indicator per actor IP and host name (false: observables, infrastructure and "
+        "relationships only)",
+    )
+    indicator_valid_from: str = Field(
+        "enrichment",
+        description="When an actor's indicator starts being valid: enrichment (the time of the enrichment; the "
+        "platform's decay rule gives its end) or last_seen (the actor's last beacon, valid until the built-in "
+        "lifetime after the enrichment)",
+        json_schema_extra={"enum": list(VALID_FROM_CHOICES)},
+    )
+    skip_own_auto_enrichments: bool = Field(
+        True,
+        description="Do not look up automatic enrichments of observables this connector created (what "
+        "auto-enrichment sends back from its own bundles): no enrichment loop spending API calls",
+    )
     create_infrastructure: bool = Field(True, description="One Infrastructure per C2 panel, linked to its actors")
     add_autonomous_systems: bool = Field(True, description="Autonomous systems of actor and C2 IPs (belongs-to)")
     add_countries: bool = Field(True, description="Countries of actor and C2 IPs (located-at)")
     add_labels: bool = Field(True, description="Malbeacon's tags as labels")
     add_seen_times: bool = Field(True, description="First and last beacon times of actors and panels")
     add_user_agents: bool = Field(False, description="The browser user agents of actors (related-to)")
+
+    @field_validator("indicator_valid_from", mode="before")
+    @classmethod
+    def _check_indicator_valid_from(cls, value: Any) -> str:
+        choice = str(value).strip().lower().replace("-", "_")
+        if choice not in VALID_FROM_CHOICES:
+            raise ValueError(f"{value!r} is not allowed; allowed: {', '.join(VALID_FROM_CHOICES)}")
+        return choice
 
     @field_validator("ip_lookups", mode="before")
     @classmethod

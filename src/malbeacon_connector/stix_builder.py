@@ -105,7 +105,7 @@ class StixBuilder:
         entity_type: str,
         value: str,
         tlp: str,
-        valid_from: datetime | None,
+        validity: tuple[datetime, datetime | None],
         description: str,
         labels: list[str] | None,
     ) -> str:
@@ -117,10 +117,12 @@ class StixBuilder:
             indicator_types=["attribution"],
             pattern=pattern,
             pattern_type="stix",
-            valid_from=stix_time(valid_from) if valid_from else self.now,
+            valid_from=stix_time(validity[0]),
             x_opencti_score=self.score,
             x_opencti_main_observable_type=entity_type,
         )
+        if validity[1] is not None:
+            indicator["valid_until"] = stix_time(validity[1])
         if labels:
             indicator["labels"] = labels
         return self.add(indicator)
