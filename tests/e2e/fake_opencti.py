@@ -15,13 +15,14 @@ enrichment resolution); a playbook message carries `work_id: null`, no `entity_t
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -34,6 +35,8 @@ import stix2
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pycti import Identity, MarkingDefinition
 from pycti import __version__ as PYCTI_VERSION
+
+from .fake_worker import ImportReport, import_objects, reference_node, unique_objects
 
 CONNECTOR_EXCHANGE = "amqp.connector.exchange"
 WORKER_EXCHANGE = "amqp.worker.exchange"
@@ -335,8 +338,10 @@ class FakeOpenCTI:
         host: str = "127.0.0.1",
         queue_type: str = "classic",
         broker_tls: bool = False,
+        connector_confidence: int = 100,
     ) -> None:
         self.broker = broker
+        self.connector_confidence = connector_confidence  # the connector user's confidence level (upserts)
         self.queue_type = queue_type  # the platform's RabbitMQ queue type: classic or quorum
         self.broker_tls = broker_tls  # hand out the broker's TLS port (`use_ssl: true`) to connectors
         self.token = token or str(uuid.uuid4())
@@ -348,6 +353,7 @@ class FakeOpenCTI:
         self.unexpected_calls: list[GraphQLCall] = []
         self.connectors: dict[str, RegisteredConnector] = {}
         self.entities: dict[str, dict[str, Any]] = {}  # standard_id -> API-shaped entity
+        self.knowledge: dict[str, dict[str, Any]] = {}  # standard_id -> imported object (STIX, platform fields)
         self.resolves_to: dict[str, list[str]] = {}  # standard_id -> nested refs (resolves-to targets)
         self.works: dict[str, dict[str, Any]] = {}
         self.playbook_bundles: list[dict[str, Any]] = []
@@ -405,6 +411,7 @@ class FakeOpenCTI:
         description: str | None = None,
         organizations: Sequence[str] = (),
         resolves_to: Sequence[str] = (),
+        confidence: int = 50,
     ) -> str:
         """Store an observable and return its standard id (what messages carry as `entity_id`).
 
@@ -412,6 +419,7 @@ class FakeOpenCTI:
         computed from the value. `markings`: TLP/PAP names or marking dicts (see `marking_definition`).
         `created_by`: an organization name. `organizations`: names of the organizations it is shared with.
         `resolves_to`: standard ids of observables it resolves to (nested refs, read by pycti's export).
+        `confidence`: the entity's confidence level (an upsert by a less confident connector changes nothing).
         """
         standard_id = standard_id or observable_standard_id(entity_type, value)
         stamp = now_iso()
@@ -427,10 +435,8 @@ class FakeOpenCTI:
             "creators": [{"id": OPENCTI_ADMIN_UUID, "name": "admin"}],
             "createdBy": _organization(created_by) if created_by else None,
             "objectMarking": [marking_definition(marking) for marking in markings],
-            "objectLabel": [
-                {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, label)), "value": label, "color": "#000000"}
-                for label in labels
-            ],
+            "objectLabel": [self.label(label) for label in labels],
+            "confidence": confidence,
             "externalReferences": {"edges": []},
             "observable_value": value,
             "x_opencti_description": description,
@@ -443,6 +449,73 @@ class FakeOpenCTI:
             self.entities[standard_id] = entity
             self.resolves_to[standard_id] = list(resolves_to)
         return standard_id
+
+    @staticmethod
+    def label(value: str) -> dict[str, Any]:
+        """A label in the API shape."""
+        return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, value)), "value": value, "color": "#000000"}
+
+    @staticmethod
+    def tlp_name(marking_id: str) -> str | None:
+        """The TLP name of a standard TLP marking id, None for other markings."""
+        return next((name for name, (standard_id, _, _) in TLP_MARKINGS.items() if standard_id == marking_id), None)
+
+    @contextlib.contextmanager
+    def editing(self, any_id: str) -> Iterator[dict[str, Any]]:
+        """The stored entity, to change under the platform's lock."""
+        with self._condition:
+            yield self._require_entity(any_id)
+
+    def add_external_references(self, any_id: str, references: Iterable[Mapping[str, Any]]) -> None:
+        """Add references to an entity as the platform's upsert does: by identity, never removing one (a known
+        reference gets the newer description)."""
+        with self._condition:
+            edges = self._require_entity(any_id)["externalReferences"]["edges"]
+            for reference in references:
+                node = reference_node(reference)
+                known = next(
+                    (edge["node"] for edge in edges if edge["node"]["standard_id"] == node["standard_id"]), None
+                )
+                if known is None:
+                    edges.append({"node": node})
+                elif node["description"]:
+                    known["description"] = node["description"]
+
+    def external_references(self, any_id: str) -> list[dict[str, Any]]:
+        """The external references of a stored entity (API shape)."""
+        with self._condition:
+            return [dict(edge["node"]) for edge in self._require_entity(any_id)["externalReferences"]["edges"]]
+
+    def store_knowledge(self, stix_object: dict[str, Any]) -> None:
+        """Keep an imported object (the first import of an id wins)."""
+        with self._condition:
+            self.knowledge.setdefault(stix_object["id"], stix_object)
+
+    def knowledge_of(self, stix_type: str) -> list[dict[str, Any]]:
+        """The imported objects of one STIX type."""
+        with self._condition:
+            return [o for o in self.knowledge.values() if o["type"] == stix_type]
+
+    def import_pushed(self, connector_id: str, work: Mapping[str, Any], now: datetime | None = None) -> ImportReport:
+        """Take a work's pushed bundles and import them as the platform's worker does (see `fake_worker`)."""
+        bundles = self.take_pushed_bundles(connector_id, expected_count=work["expectations"])
+        assert len(bundles) == work["expectations"], f"{len(bundles)} bundles for {work['expectations']} expected"
+        return import_objects(self, unique_objects(bundles), now or datetime.now(UTC))
+
+    def auto_enrich(self, standard_id: str) -> list[str]:
+        """What the platform does on creation: an automatic enrichment by every registered auto connector whose
+        scope holds the entity's type; their work ids."""
+        entity_type = self._require_entity(standard_id)["entity_type"].lower()
+        with self._condition:
+            targets = [c.id for c in self.connectors.values() if not c.deleted and c.input.get("auto")]
+            scopes = {c.id: c.input.get("scope") or [] for c in self.connectors.values()}
+        work_ids = []
+        for connector_id in targets:
+            scope = scopes[connector_id]
+            names = scope.split(",") if isinstance(scope, str) else scope
+            if entity_type in {name.strip().lower() for name in names}:
+                work_ids.append(self.publish_enrichment(connector_id, standard_id, mode="auto", trigger="create"))
+        return work_ids
 
     def entity(self, any_id: str) -> dict[str, Any] | None:
         """The stored entity (API shape) by internal id or standard id, or None."""
@@ -490,11 +563,14 @@ class FakeOpenCTI:
 
     # -- works -----------------------------------------------------------------------------------
 
-    def create_work(self, connector_id: str | None, entity_id: str | None, work_id: str | None = None) -> str:
-        """Record a work (the platform creates one per enrichment request)."""
+    def create_work(
+        self, connector_id: str | None, entity_id: str | None, work_id: str | None = None, *, automatic: bool = False
+    ) -> str:
+        """Record a work (the platform creates one per enrichment request, named after how it was asked)."""
         work_id = work_id or f"work_{connector_id}_{uuid.uuid4()}"
+        name = f"Enrichment ({entity_id})" if automatic else "Manual enrichment"
         with self._condition:
-            self.works.setdefault(work_id, _new_work(work_id, connector_id, entity_id))
+            self.works.setdefault(work_id, _new_work(work_id, connector_id, entity_id, name))
         return work_id
 
     def wait_work_processed(self, work_id: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -586,6 +662,8 @@ class FakeOpenCTI:
         with_stix_objects: bool = False,
         playbook: bool = False,
         mode: str = "manual",
+        trigger: str | None = None,
+        legacy: bool = False,
         bundle_with_markings: bool = False,
         extra_internal: Mapping[str, Any] | None = None,
     ) -> str:
@@ -601,6 +679,10 @@ class FakeOpenCTI:
           `entity_type`, so the helper reads it through `stixCoreObject`). `bundle_with_markings=True`
           adds the marking definitions to that bundle (a later playbook step may have). Returns the work
           id when one was given, else the playbook `execution_id` (see `wait_playbook_step`).
+        - `mode`: `manual` (a click: trigger `update`, work "Manual enrichment") or `auto` (auto-enrichment:
+          trigger `create` unless `trigger` says `update`, work "Enrichment (<standard id>)").
+        - `legacy=True`: an older platform's message: no `mode` or `trigger`, `applicant_id` the user who
+          clicked (none for `mode="auto"`), and an event carrying only `entity_id`.
         - `extra_internal`: keys merged into `internal` (e.g. `draft_id`, `applicant_id`).
         """
         entity = self._require_entity(entity_id)
@@ -631,15 +713,23 @@ class FakeOpenCTI:
             if work_id is not None:
                 self.create_work(connector_id, standard_id, work_id)
             reference = work_id or execution_id
+        elif legacy:
+            work_id = self.create_work(connector_id, standard_id, work_id, automatic=mode == "auto")
+            applicant_id = OPENCTI_ADMIN_UUID if mode == "manual" else None
+            message = {
+                "internal": {"work_id": work_id, "applicant_id": applicant_id},
+                "event": {"entity_id": standard_id},
+            }
+            reference = work_id
         else:
-            work_id = self.create_work(connector_id, standard_id, work_id)
+            work_id = self.create_work(connector_id, standard_id, work_id, automatic=mode == "auto")
             message = {
                 "internal": {
                     "work_id": work_id,
                     "applicant_id": None,
                     "draft_id": None,
                     "mode": mode,
-                    "trigger": "update",
+                    "trigger": trigger or ("create" if mode == "auto" else "update"),
                 },
                 "event": {
                     "event_type": "INTERNAL_ENRICHMENT",
@@ -942,6 +1032,26 @@ class FakeOpenCTI:
                     work["errors"].append(variables["error"])
         return {action: work_id}
 
+    def _gql_work(self, variables: dict[str, Any], operation: Operation) -> dict[str, Any] | None:
+        with self._condition:
+            work = self.works.get(variables.get("id") or "")
+            if work is None:
+                return None
+            return {
+                "id": work["id"],
+                "name": work["name"],
+                "user": {"name": "admin"},
+                "timestamp": now_iso(),
+                "status": "complete" if work["processed"] else "progress",
+                "event_source_id": work["entity_id"],
+                "received_time": None,
+                "processed_time": None,
+                "completed_time": None,
+                "tracking": {"import_expected_number": work["expectations"], "import_processed_number": 0},
+                "messages": [],
+                "errors": [],
+            }
+
     def _gql_playbookStepExecution(self, variables: dict[str, Any], operation: Operation) -> bool:
         record = {key: value for key, value in variables.items() if key not in ("bundle", "previous_bundle")}
         record["bundle"] = json.loads(variables["bundle"])
@@ -962,9 +1072,10 @@ def decode_bundle(message: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(base64.b64decode(message["content"]).decode("utf-8"))
 
 
-def _new_work(work_id: str, connector_id: str | None, entity_id: str | None) -> dict[str, Any]:
+def _new_work(work_id: str, connector_id: str | None, entity_id: str | None, name: str = "") -> dict[str, Any]:
     return {
         "id": work_id,
+        "name": name,
         "connector_id": connector_id,
         "entity_id": entity_id,
         "created_at": time.time(),
