@@ -1,6 +1,7 @@
 """Indicators arrive valid: judged with the platform's own decay rule, for each setting, old and recent beacons."""
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -79,13 +80,23 @@ def test_indicators_can_be_switched_off_keeping_observables_infrastructure_and_r
     assert all(r["source_ref"] in ids | {entity.stix_id} for r in objects_of(objects, "relationship"))
 
 
-@pytest.mark.parametrize("valid_from", ["enrichment", "last_seen"])
-def test_the_demo_bundle_has_no_indicator_revoked_on_arrival(capsys, monkeypatch, tmp_path, valid_from):
-    for name in ("MALBEACON_API_KEY", "MALBEACON_API_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MALBEACON_INDICATOR_VALID_FROM", valid_from)
+def test_the_demo_bundle_has_no_indicator_revoked_on_arrival(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--output", "demo.json"]) == EXIT_OK
     found = objects_of(json.loads((tmp_path / "demo.json").read_text()), "indicator")
     assert len(found) == 9
+    assert not [i["name"] for i in found if revoked_on_arrival(i, datetime.now(UTC))]
+
+
+def test_enriching_the_sample_values_with_last_seen_revokes_none(capsys, monkeypatch, tmp_path, simulator):
+    for name in list(os.environ):
+        if name.startswith("MALBEACON_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MALBEACON_API_BASE_URL", simulator.base_url)
+    monkeypatch.setenv("MALBEACON_API_KEY", simulator.api_key)
+    monkeypatch.setenv("MALBEACON_INDICATOR_VALID_FROM", "last_seen")
+    monkeypatch.chdir(tmp_path)
+    assert main(["enrich", "--output", "out.json", *sorted(simulator.data["c2"])]) == EXIT_OK
+    found = objects_of(json.loads((tmp_path / "out.json").read_text()), "indicator")
+    assert len(found) == 9 and all(i["valid_from"] < "2023" for i in found)  # the sample's beacons are old
     assert not [i["name"] for i in found if revoked_on_arrival(i, datetime.now(UTC))]

@@ -354,6 +354,7 @@ class FakeOpenCTI:
         self.connectors: dict[str, RegisteredConnector] = {}
         self.entities: dict[str, dict[str, Any]] = {}  # standard_id -> API-shaped entity
         self.knowledge: dict[str, dict[str, Any]] = {}  # standard_id -> imported object (STIX, platform fields)
+        self.confidences: dict[str, int] = {}  # standard_id -> the entity's confidence level (not exported here)
         self.resolves_to: dict[str, list[str]] = {}  # standard_id -> nested refs (resolves-to targets)
         self.works: dict[str, dict[str, Any]] = {}
         self.playbook_bundles: list[dict[str, Any]] = []
@@ -436,7 +437,6 @@ class FakeOpenCTI:
             "createdBy": _organization(created_by) if created_by else None,
             "objectMarking": [marking_definition(marking) for marking in markings],
             "objectLabel": [self.label(label) for label in labels],
-            "confidence": confidence,
             "externalReferences": {"edges": []},
             "observable_value": value,
             "x_opencti_description": description,
@@ -448,6 +448,7 @@ class FakeOpenCTI:
         with self._condition:
             self.entities[standard_id] = entity
             self.resolves_to[standard_id] = list(resolves_to)
+            self.confidences[standard_id] = confidence
         return standard_id
 
     @staticmethod

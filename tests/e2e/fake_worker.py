@@ -105,7 +105,7 @@ def _observable(
         report.auto_enrichments += platform.auto_enrich(stix_object["id"])
         return
     with platform.editing(stix_object["id"]) as entity:
-        if platform.connector_confidence >= (entity.get("confidence") or 0):  # the platform's confidence control
+        if platform.connector_confidence >= platform.confidences.get(entity["standard_id"], 0):  # confidence control
             if _attribute(stix_object, "score") is not None:
                 entity["x_opencti_score"] = _attribute(stix_object, "score")
             if _attribute(stix_object, "description"):

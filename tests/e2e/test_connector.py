@@ -3,15 +3,18 @@
 import signal
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from pycti import Identity
 
 from malbeacon_connector.simulator import Fault
 from malbeacon_connector.tlp import MARKING_DEFINITIONS, marking_id
+from platform_rules import revoked_on_arrival
 from stix_checks import assert_valid_bundle, objects_of
 
 from .fake_opencti import OCTI_EXT, FakeOpenCTI
+from .fake_worker import unique_objects
 
 C2_IP, C2_IPV6, C2_DOMAIN, UNKNOWN = "203.0.113.7", "2001:db8::7", "panel.example.net", "198.51.100.250"
 TYPES = {C2_IP: "IPv4-Addr", C2_IPV6: "IPv6-Addr", C2_DOMAIN: "Domain-Name", UNKNOWN: "IPv4-Addr"}
@@ -44,15 +47,14 @@ def start_slow_enrichment(fake: FakeOpenCTI, connector_id: str, simulator, secon
 
 
 def pushed_objects(fake: FakeOpenCTI, connector_id: str, work: dict) -> list[dict]:
-    """Every object pushed for a work, de-duplicated (each split bundle carries its dependencies)."""
+    """Every object pushed for a work, de-duplicated (each split bundle carries its dependencies); none of its
+    indicators would be stored revoked by the platform."""
     bundles = fake.take_pushed_bundles(connector_id, expected_count=work["expectations"])
     assert len(bundles) == work["expectations"]
-    objects = {}
-    for bundle in bundles:
-        for stix_object in bundle["objects"]:
-            stix_object.pop("nb_deps", None)  # added by pycti's splitter for the platform's workers
-            objects[stix_object["id"]] = stix_object
-    return list(objects.values())
+    objects = unique_objects(bundles)  # without pycti's `nb_deps`, added for the platform's workers
+    now = datetime.now(UTC)
+    assert not [i["name"] for i in objects_of(objects, "indicator") if revoked_on_arrival(i, now)]
+    return objects
 
 
 def valid_bundle(objects: list[dict]) -> dict:
