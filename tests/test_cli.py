@@ -1,11 +1,14 @@
 """The command line: enrich, demo, exit statuses and messages."""
 
+import errno
 import json
 import os
 import pty
 import select
+import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -37,7 +40,11 @@ def configured(monkeypatch, simulator):
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv))
+    """main's exit status (or argparse's: it exits), standard output and standard error."""
+    try:
+        status = main(list(argv))
+    except SystemExit as exit_:
+        status = exit_.code
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
@@ -55,7 +62,7 @@ def test_enrich_prints_a_valid_bundle_and_a_summary(configured, capsys):
 def test_enrich_infers_each_type_and_normalises_values(configured, capsys):
     status, _, err = run(capsys, "enrich", "--output", "out.json", "2001:DB8::7", "PANEL.example.net.")
     assert status == EXIT_OK
-    assert "2001:db8::7 (IPv6-Addr): 1 records" in err
+    assert "2001:db8::7 (IPv6-Addr): 1 record, 1 kept" in err
     assert "panel.example.net (Domain-Name): 3 records" in err
     assert [(r.endpoint, r.value) for r in configured.api_requests()] == [
         ("c2", "2001:db8::7"),
@@ -106,8 +113,7 @@ def test_input_file_and_output_file(configured, capsys, tmp_path):
         (["enrich", "--type", "IPv6-Addr", "203.0.113.7"], "'203.0.113.7' is not an IPv6 address"),
         (["enrich", "--tlp", "purple", "203.0.113.7"], "--tlp: 'purple' is not a TLP level"),
         (["enrich"], "nothing to enrich"),
-        (["enrich", "--input", "missing.txt"], "--input missing.txt: cannot be read"),
-        (["enrich", "--output", "no/such/dir/x.json", "203.0.113.7"], "--output no/such/dir/x.json: cannot be written"),
+        (["enrich", "--input", "missing.txt"], "--input missing.txt: cannot be read (No such file or directory)"),
     ],
 )
 def test_bad_usage_exits_2_with_a_message(configured, capsys, argv, message):
@@ -243,3 +249,313 @@ def test_a_tlp_above_the_maximum_is_refused_before_any_request(configured, capsy
     assert status == EXIT_USAGE
     assert "TLP:RED is above MALBEACON_MAX_TLP (TLP:AMBER)" in err
     assert configured.api_requests() == []
+
+
+def _config_for(simulator, path: Path, score: int = 77) -> Path:
+    path.write_text(
+        f"malbeacon:\n  api_key: {simulator.api_key}\n  api_base_url: {simulator.base_url}\n"
+        f"  indicator_score_level: {score}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before-the-command", "after-the-command"])
+def test_config_option_works_before_or_after_the_command(capsys, simulator, tmp_path, before):
+    config = _config_for(simulator, tmp_path / "x.yml")
+    _config_for(simulator, tmp_path / "config.yml", score=11)  # the default file, not read when --config is given
+    option = ["--config", str(config)]
+    argv = [*option, "enrich", "203.0.113.7"] if before else ["enrich", *option, "203.0.113.7"]
+    status, out, _ = run(capsys, *argv)
+    assert status == EXIT_OK
+    assert {o["x_opencti_score"] for o in objects_of(json.loads(out), "indicator")} == {77}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config", "missing.yml", "enrich", "203.0.113.7"],
+        ["enrich", "--config", "missing.yml", "203.0.113.7"],
+        ["--config", "missing.yml"],  # the connector, before it contacts OpenCTI
+    ],
+)
+def test_a_missing_config_file_given_explicitly_exits_2_naming_it(configured, capsys, argv):
+    status, out, err = run(capsys, *argv)
+    assert status == EXIT_USAGE
+    assert (
+        err == "malbeacon-connector: invalid settings:\n  - missing.yml: cannot be read (No such file or directory)\n"
+    )
+    assert out == "" and configured.api_requests() == []
+
+
+def test_an_unknown_setting_in_config_yml_exits_2_with_the_closest_known_key(configured, capsys, tmp_path):
+    (tmp_path / "config.yml").write_text("malbeacon:\n  max-tlp: TLP:CLEAR\n", encoding="utf-8")
+    status, _, err = run(capsys, "enrich", "203.0.113.7")
+    assert status == EXIT_USAGE
+    assert err == (
+        "malbeacon-connector: invalid settings:\n"
+        "  - malbeacon.max-tlp: unknown setting; did you mean malbeacon.max_tlp?\n"
+    )
+    assert configured.api_requests() == []
+
+
+@pytest.mark.parametrize(
+    ("spelling", "value", "canonical"),
+    [
+        ("ipv4-addr", "203.0.113.7", "IPv4-Addr"),
+        ("ipv4-Addr", "203.0.113.7", "IPv4-Addr"),
+        ("IPV4-ADDR", "203.0.113.7", "IPv4-Addr"),
+        ("domain-name", "panel.example.net", "Domain-Name"),
+    ],
+)
+def test_short_options_and_a_type_in_any_case(configured, capsys, tmp_path, spelling, value, canonical):
+    (tmp_path / "values.txt").write_text(f"{value}\n", encoding="utf-8")
+    status, out, err = run(capsys, "enrich", "-t", spelling, "-i", "values.txt", "-o", "out.json")
+    assert status == EXIT_OK and out == ""
+    assert f"{value} ({canonical}): " in err
+    assert_valid_bundle(json.loads((tmp_path / "out.json").read_text(encoding="utf-8")))
+    assert [(r.endpoint, r.value) for r in configured.api_requests()] == [("c2", value)]
+
+
+def test_demo_has_the_short_output_option_too(capsys, tmp_path):
+    status, _, _ = run(capsys, "demo", "-o", "d.json")
+    assert status == EXIT_OK
+    assert_valid_bundle(json.loads((tmp_path / "d.json").read_text(encoding="utf-8")))
+
+
+CONFIG_HELP = "--config FILE settings file, before or after the command (default: ./config.yml, which may be absent)"
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        (
+            "enrich",
+            [
+                "-t TYPE, --type TYPE the type of every value: IPv4-Addr, IPv6-Addr, Domain-Name, Url, User-Agent, "
+                "any case (default: inferred from each value)",
+                "TLP:CLEAR, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT, TLP:RED (case-insensitive, the 'TLP:' prefix "
+                "optional) (default: TLP:CLEAR)",
+                "-i FILE, --input FILE a file of values, one per line (# starts a comment)",
+                "-o FILE, --output FILE bundle file, - for standard output (default: -)",
+            ],
+        ),
+        (
+            "simulate",
+            [
+                "--port PORT port, 0-65535, 0 for a free one (default: 0)",
+                "--data FILE JSON data file (default: the bundled sample)",
+                "--api-key API_KEY the key it accepts (default: simulator-key)",
+            ],
+        ),
+        ("demo", ["-o FILE, --output FILE bundle file (default: demo-bundle.json)"]),
+    ],
+)
+def test_help_of_each_command_shows_defaults_and_accepted_values(capsys, command, shown):
+    status, out, _ = run(capsys, command, "--help")
+    text = " ".join(out.split()).replace("Domain- Name", "Domain-Name")  # argparse may wrap at a hyphen
+    assert status == EXIT_OK
+    for option in [*shown, CONFIG_HELP]:
+        assert option in text
+
+
+@pytest.mark.parametrize("kind", ["missing-directory", "a-directory", "file-as-directory"])
+def test_output_is_checked_before_any_malbeacon_request(configured, capsys, tmp_path, kind):
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    output, reason = {
+        "missing-directory": ("no/such/dir/x.json", f"no directory {tmp_path / 'no/such/dir'}"),
+        "a-directory": ("adir", "it is a directory"),
+        "file-as-directory": ("afile/x.json", f"no directory {tmp_path / 'afile'}"),
+    }[kind]
+    status, out, err = run(capsys, "enrich", "--output", output, "203.0.113.7")
+    assert status == EXIT_USAGE and out == ""
+    assert err == f"malbeacon-connector: --output {output}: cannot be written ({reason})\n"
+    assert configured.api_requests() == []
+
+
+def test_demo_checks_its_output_before_starting(capsys, tmp_path):
+    status, _, err = run(capsys, "demo", "--output", "no/x.json")
+    assert status == EXIT_USAGE
+    assert err == f"malbeacon-connector: --output no/x.json: cannot be written (no directory {tmp_path / 'no'})\n"
+
+
+def test_the_output_file_is_replaced_atomically_keeping_its_permissions(configured, capsys, tmp_path, monkeypatch):
+    """The bundle goes to a temporary file beside the output, renamed over it once complete."""
+    output = tmp_path / "bundle.json"
+    output.write_text("previous\n", encoding="utf-8")
+    output.chmod(0o640)
+    replacements = []
+    real_replace = os.replace
+
+    def spying_replace(source, target):
+        replacements.append((Path(source).parent, Path(target).read_text(), json.loads(Path(source).read_text())))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", spying_replace)
+    status, _, _ = run(capsys, "enrich", "--output", "bundle.json", "203.0.113.7")
+    assert status == EXIT_OK
+    ((directory, before, written),) = replacements
+    assert (directory, before) == (tmp_path, "previous\n")  # the old file stayed whole until the rename
+    assert json.loads(output.read_text(encoding="utf-8")) == written
+    assert stat.S_IMODE(output.stat().st_mode) == 0o640
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bundle.json"]
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary_one(configured, capsys, tmp_path, monkeypatch):
+    output = tmp_path / "bundle.json"
+    output.write_text("previous\n", encoding="utf-8")
+
+    def full_disk(source, target):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    status, _, err = run(capsys, "enrich", "--output", "bundle.json", "203.0.113.7")
+    assert status == EXIT_USAGE
+    assert err == "malbeacon-connector: --output bundle.json: cannot be written (No space left on device)\n"
+    assert output.read_text(encoding="utf-8") == "previous\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bundle.json"]
+
+
+def test_an_output_through_a_symbolic_link_replaces_the_file_it_names(configured, capsys, tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "bundle.json").write_text("previous\n", encoding="utf-8")
+    (tmp_path / "link.json").symlink_to(tmp_path / "real" / "bundle.json")
+    status, _, _ = run(capsys, "enrich", "--output", "link.json", "203.0.113.7")
+    assert status == EXIT_OK
+    assert (tmp_path / "link.json").is_symlink()
+    assert_valid_bundle(json.loads((tmp_path / "real" / "bundle.json").read_text(encoding="utf-8")))
+
+
+def test_an_output_pipe_is_written_in_place_not_replaced(configured, capsys, tmp_path):
+    """A named pipe (like /dev/stdout or /dev/null) is written to, never renamed over."""
+    pipe = tmp_path / "bundle.pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    status, _, _ = run(capsys, "enrich", "--output", str(pipe), "203.0.113.7")
+    reader.join(timeout=30)
+    assert status == EXIT_OK and not reader.is_alive()
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert_valid_bundle(json.loads(received[0]))
+
+
+@pytest.mark.parametrize(
+    ("argv", "head", "objects"),
+    [
+        (["203.0.113.7"], "1 value: 1 found, 0 not found, 0 failed", "STIX objects"),
+        (["198.51.100.250"], "1 value: 0 found, 1 not found, 0 failed", "STIX object"),
+        (["203.0.113.7", "198.51.100.250"], "2 values: 1 found, 1 not found, 0 failed", "STIX objects"),
+    ],
+)
+def test_the_closing_summary_says_value_and_object_in_the_singular_when_one(configured, capsys, argv, head, objects):
+    status, out, err = run(capsys, "enrich", *argv)
+    count = len(json.loads(out)["objects"])
+    assert status == EXIT_OK
+    assert (count == 1) == (objects == "STIX object")
+    assert f"\n{head}; {count} {objects} written to standard output\n" in err
+
+
+_LIMITED_PROCESS = (  # at most 2 GiB of memory: reading /dev/zero whole fails fast instead of filling the machine
+    "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)); "
+    "runpy.run_module('malbeacon_connector', run_name='__main__', alter_sys=True)"
+)
+
+
+def _run_process(argv: list[str], cwd: Path, **variables: str) -> subprocess.CompletedProcess:
+    """`python -m malbeacon_connector ARGV` in its own process, with a bounded wait and bounded memory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCTI_", "CONNECTOR_", "MALBEACON_"))}
+    env["MALBEACON_API_BASE_URL"] = "http://127.0.0.1:9/v1/"  # the loopback discard port: nothing leaves the host
+    return subprocess.run(
+        [sys.executable, "-c", _LIMITED_PROCESS, *argv],
+        env={**env, **variables},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+PROGRAM = "python -m malbeacon_connector"
+BAD_ARGUMENTS = [
+    pytest.param(
+        ["simulate", "--port", "99999"],
+        f"{PROGRAM} simulate: argument --port: '99999' is not a port number from 0 to 65535 (see --help)",
+        id="port-99999",
+    ),
+    pytest.param(
+        ["simulate", "--port", "-1"],
+        f"{PROGRAM} simulate: argument --port: '-1' is not a port number from 0 to 65535 (see --help)",
+        id="port-negative",
+    ),
+    pytest.param(
+        ["simulate", "--port", "abc"],
+        f"{PROGRAM} simulate: argument --port: 'abc' is not a port number from 0 to 65535 (see --help)",
+        id="port-abc",
+    ),
+    pytest.param(
+        ["simulate", "--data", "/dev/zero"],
+        "malbeacon-connector: --data /dev/zero: not a regular file",
+        id="data-device",
+    ),
+    pytest.param(
+        ["enrich", "--type", "Email-Addr", "x@example.org"],
+        f"{PROGRAM} enrich: argument -t/--type: 'Email-Addr' is not one of IPv4-Addr, IPv6-Addr, Domain-Name, Url, "
+        "User-Agent (any case) (see --help)",
+        id="type-unknown",
+    ),
+    pytest.param(
+        ["enrich", "--input", "/dev/zero"],
+        "malbeacon-connector: --input /dev/zero: cannot be read (larger than 64 MiB)",
+        id="input-endless",
+    ),
+    pytest.param(
+        ["demo", "--output", "/"],
+        "malbeacon-connector: --output /: cannot be written (it is a directory)",
+        id="demo-output",
+    ),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_ARGUMENTS)
+def test_every_bad_argument_exits_2_with_one_line_never_a_traceback(tmp_path, argv, message):
+    process = _run_process(argv, tmp_path, MALBEACON_API_KEY="k")
+    assert (process.returncode, process.stderr, process.stdout) == (EXIT_USAGE, message + "\n", "")
+
+
+@pytest.mark.parametrize(
+    ("argv", "part"),
+    [
+        (["enrich", "--bogus", "203.0.113.7"], "unrecognized arguments: --bogus"),
+        (["simulate", "--port"], "argument --port: expected one argument"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+        (["--config"], "argument --config: expected one argument"),
+        (["demo", "extra"], "unrecognized arguments: extra"),
+    ],
+)
+def test_argparse_errors_still_exit_2_on_one_line(tmp_path, argv, part):
+    process = _run_process(argv, tmp_path)
+    assert process.returncode == EXIT_USAGE and process.stdout == ""
+    (line,) = process.stderr.splitlines()
+    assert line.startswith(PROGRAM) and part in line and line.endswith("(see --help)")
+
+
+@pytest.mark.parametrize("kind", ["device", "pipe"])
+def test_a_key_file_or_config_file_that_is_not_a_regular_file_is_refused_without_waiting(tmp_path, kind):
+    """MALBEACON_API_KEY_FILE=/dev/zero never ended, a named pipe waited for a writer: both refused at once."""
+    special = "/dev/zero" if kind == "device" else str(tmp_path / "pipe")
+    if kind == "pipe":
+        os.mkfifo(special)
+    process = _run_process(["enrich", "203.0.113.7"], tmp_path, MALBEACON_API_KEY_FILE=special)
+    assert (process.returncode, process.stderr) == (
+        EXIT_USAGE,
+        "malbeacon-connector: invalid settings:\n"
+        f"  - MALBEACON_API_KEY (malbeacon.api_key): MALBEACON_API_KEY_FILE '{special}' cannot be read "
+        "(not a regular file)\n",
+    )
+    process = _run_process(["enrich", "--config", special, "203.0.113.7"], tmp_path, MALBEACON_API_KEY="k")
+    assert (process.returncode, process.stderr) == (
+        EXIT_USAGE,
+        f"malbeacon-connector: invalid settings:\n  - {special}: cannot be read (not a regular file)\n",
+    )

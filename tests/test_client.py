@@ -119,6 +119,17 @@ def test_forbidden_raises_quota_exceeded_without_retry(simulator, make_client):
     assert len(simulator.api_requests()) == 1
 
 
+@pytest.mark.parametrize("status", [403, 429, 418])
+def test_terminal_escapes_in_a_server_message_never_reach_the_error(simulator, make_client, status):
+    """A hostile message could retitle, clear or reorder an operator's terminal when printed."""
+    body = json.dumps({"message": "quota \x1b]0;pwned\x07used \x1b[2J\u202eup\x9b31m"})
+    simulator.add_fault(Fault(kind="status", status=status, body=body))
+    with pytest.raises(MalbeaconError) as raised:
+        make_client(max_retries=0).lookup("c2", KNOWN)
+    assert "quota ]0;pwnedused [2Jup31m" in str(raised.value)
+    assert all(char.isprintable() for char in str(raised.value))
+
+
 @pytest.mark.parametrize(
     ("retry_after", "expected_sleep"),
     [("3", 3.0), ("3600", client_module.MAX_RETRY_AFTER_SECONDS)],
@@ -531,4 +542,4 @@ def test_a_huge_number_in_one_record_loses_only_that_field(simulator, make_clien
     simulator.add_fault(Fault(kind="malformed", body=body))
     parsed = parse_records(make_client().lookup("c2", "203.0.113.7"))
     assert [record.actor_ip.value for record in parsed.records if record.actor_ip] == ["192.0.2.1"]
-    assert parsed.dropped == {"actorip: not an IP address": 1}
+    assert parsed.dropped == {"actorip: longer than 2048 characters": 1}

@@ -127,6 +127,26 @@ def test_only_the_newest_records_are_kept_and_the_rest_are_named():
     assert sorted(kept) == ["192.0.2.10", "192.0.2.8", "192.0.2.9"]
     assert result.left_out == 8
     assert "8 older ones left out (MALBEACON_MAX_RECORDS=3)" in result.summary()
+    assert "11 records, 3 kept, 8 older ones left out" in result.summary()  # counts describe what was kept
+    assert "; 3 actor IPs, 0 actor host names [1 API call]" in result.summary()
+
+
+@pytest.mark.parametrize(
+    ("failures", "cost"),
+    [
+        (0, "[1 API call]"),
+        (1, "[2 API calls (1 lookup, 1 retry)]"),
+        (2, "[3 API calls (1 lookup, 2 retries)]"),
+        (3, "[3 API calls (1 lookup, 2 retries)]"),  # still failing after the retries: the lookup failed
+    ],
+)
+def test_the_cost_counts_every_request_the_quota_counts(simulator, make_client, failures, cost):
+    if failures:
+        simulator.add_fault(Fault(kind="status", status=503, times=failures))
+    result = enrich(make_client(), entity_for_value("203.0.113.7", "IPv4-Addr", "TLP:CLEAR"), ["c2"])
+    assert result.summary().endswith(cost)
+    assert len(simulator.api_requests()) == result.api_calls
+    assert (result.error is not None) is (failures > 2)
 
 
 def test_waiting_for_the_rate_limit_does_not_eat_the_lookup_time(simulator):

@@ -165,7 +165,8 @@ def test_parse_records_splits_and_normalises_tags(text, expected):
     ("text", "expected"),
     [
         ("http://example.com/abc/hear.php?a=1&amp;b=2", "http://example.com/abc/hear.php?a=1&b=2"),
-        ("http://example.com/?q=&lt;x&gt;&amp;amp;", "http://example.com/?q=<x>&amp;"),
+        ("http://example.com/?q=x&amp;amp;", "http://example.com/?q=x&amp;"),
+        ("http://example.com/?q=&lt;x&gt;", None),  # < and > have no place in a URI (STIX's uri format)
         ("http://example.com/plain", "http://example.com/plain"),
     ],
 )
@@ -203,6 +204,9 @@ def test_parse_records_counts_non_string_fields(value):
         ("c2countrycode", "Germany", "c2countrycode: not a country code"),
         ("c2", "not a url", "c2: not a URL"),
         ("useragent", "agent\u0000with NUL", "useragent: not a user agent"),
+        ("actorcity", "\u200b\u202e", "actorcity: control characters removed"),  # nothing left after cleaning
+        ("actorasnorg", "AS\u0661\u0662", "actorasnorg: no AS number"),  # Arabic-Indic digits are no AS number
+        ("actorcountrycode", "\u00df", "actorcountrycode: not a country code"),  # "ß".upper() is "SS"
     ],
 )
 def test_parse_records_counts_unusable_context_fields(field, value, reason):

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from malbeacon_connector.settings import EnrichSettings, Settings, SettingsError, load_settings
+from malbeacon_connector.connector import helper_config
+from malbeacon_connector.settings import EnrichSettings, Settings, SettingsError, load_settings, read_config_file
 
 API_KEY = "mb-5ecret-K3y-0f-the-tests"
 TOKEN = "0pencti-t0ken-0f-the-tests"
@@ -187,7 +188,7 @@ INVALID_SETTINGS = [
     pytest.param(
         "CONNECTOR_SCOPE", "Email-Addr", "allowed: IPv4-Addr, IPv6-Addr, Domain-Name, Url, User-Agent", id="scope-email"
     ),
-    pytest.param("CONNECTOR_SCOPE", "", "allowed: IPv4-Addr, IPv6-Addr, Domain-Name", id="scope-empty"),
+    pytest.param("CONNECTOR_SCOPE", " , ", "allowed: IPv4-Addr, IPv6-Addr, Domain-Name", id="scope-no-entry"),
     pytest.param("MALBEACON_IP_LOOKUPS", "c2,actorhostname", "allowed: c2, c2ip, actorip", id="ip-lookups"),
     pytest.param("MALBEACON_DOMAIN_LOOKUPS", "actorip", "allowed: c2, actorhostname", id="domain-lookups"),
     pytest.param("MALBEACON_CREATE_INFRASTRUCTURE", "perhaps", "not a boolean", id="infrastructure-switch"),
@@ -447,3 +448,89 @@ def test_any_value_of_any_setting_is_accepted_or_reported_never_a_crash(monkeypa
     except SettingsError as error:
         assert all(problem.split(" (")[0].isupper() for problem in error.problems)
         assert API_KEY not in str(error) and TOKEN not in str(error)
+
+
+def test_an_empty_variable_counts_as_unset_and_keeps_the_config_file_value(monkeypatch, config_file):
+    """`MALBEACON_API_KEY=` (as docker-compose writes an unfilled variable) does not wipe config.yml's key."""
+    config_file.write_text(
+        f"malbeacon:\n  api_key: {API_KEY}\n  max_tlp: green\nconnector:\n  scope: Url\n", encoding="utf-8"
+    )
+    empty = dict.fromkeys(("MALBEACON_API_KEY", "MALBEACON_MAX_TLP", "CONNECTOR_SCOPE", "MALBEACON_MAX_RETRIES"), "")
+    set_env(monkeypatch, **{**VALID_ENV, **empty, "CONNECTOR_NAME": ""})
+    settings = load_settings(Settings, config_file=config_file)
+    assert settings.malbeacon.api_key.get_secret_value() == API_KEY
+    assert settings.malbeacon.max_tlp == "TLP:GREEN"
+    assert settings.connector.scope == ("Url",)
+    assert (settings.malbeacon.max_retries, settings.connector.name) == (2, "Malbeacon")  # the defaults
+
+
+def test_an_empty_key_variable_lets_the_key_file_give_the_key(monkeypatch, config_file, tmp_path):
+    secret = tmp_path / "malbeacon_api_key"
+    secret.write_text(API_KEY, encoding="utf-8")
+    set_env(monkeypatch, MALBEACON_API_KEY="", MALBEACON_API_KEY_FILE=str(secret))
+    assert load_settings(EnrichSettings, config_file=config_file).malbeacon.api_key.get_secret_value() == API_KEY
+
+
+def test_unknown_sections_and_malbeacon_keys_are_refused_with_the_closest_known_name(monkeypatch, config_file):
+    """A misspelt key would otherwise be ignored silently: every one is reported, with the other problems."""
+    config_file.write_text(
+        "malbeacon:\n  max-tlp: TLP:CLEAR\n  API_KEY: x\n  colour: blue\n  max_retries: 11\n"
+        "opencit:\n  url: http://opencti:8080\nextras: {}\n",
+        encoding="utf-8",
+    )
+    set_env(monkeypatch, **VALID_ENV)
+    assert problems_of(Settings, config_file) == [
+        "opencit: unknown section; did you mean opencti?",
+        "extras: unknown section; allowed: opencti, connector, malbeacon, mq",
+        "malbeacon.max-tlp: unknown setting; did you mean malbeacon.max_tlp?",
+        "malbeacon.API_KEY: unknown setting; did you mean malbeacon.api_key?",
+        "malbeacon.colour: unknown setting",
+        "MALBEACON_MAX_RETRIES (malbeacon.max_retries): 11 is not an integer from 0 to 10",
+    ]
+    assert problems_of(EnrichSettings, config_file)[:5] == problems_of(Settings, config_file)[:5]
+
+
+def test_pycti_keys_of_the_opencti_connector_and_mq_sections_pass_through(monkeypatch, config_file):
+    """pycti reads many more keys than ours from these sections: they are accepted and handed to it unchanged."""
+    config_file.write_text(
+        "opencti:\n  ssl_verify: false\n  json_logging: true\n"
+        "connector:\n  confidence_level: 80\n  expose_metrics: true\n  queue_protocol: amqp\n"
+        "mq:\n  use_ssl: true\n",
+        encoding="utf-8",
+    )
+    set_env(monkeypatch, **VALID_ENV)
+    settings = load_settings(Settings, config_file=config_file)
+    config = helper_config(settings, read_config_file(config_file))
+    assert config["opencti"]["ssl_verify"] is False and config["opencti"]["json_logging"] is True
+    assert (config["connector"]["confidence_level"], config["connector"]["expose_metrics"]) == (80, True)
+    assert config["connector"]["queue_protocol"] == "amqp"
+    assert config["mq"] == {"use_ssl": True}
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "device"])
+def test_an_explicit_config_file_that_cannot_be_read_is_reported_by_name(monkeypatch, tmp_path, kind):
+    """A file named with --config must be there; the default ./config.yml may be absent."""
+    path = {"missing": tmp_path / "missing.yml", "directory": tmp_path, "device": Path("/dev/zero")}[kind]
+    reason = {"missing": "No such file or directory", "directory": "not a regular file", "device": "not a regular file"}
+    set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
+    with pytest.raises(SettingsError) as raised:
+        load_settings(EnrichSettings, config_file=path, required=True)
+    assert raised.value.problems == [f"{path}: cannot be read ({reason[kind]})"]
+    assert load_settings(EnrichSettings, config_file=path).malbeacon.max_retries == 2  # not named: ignored
+
+
+def test_a_config_file_larger_than_1_mib_is_refused(monkeypatch, config_file):
+    config_file.write_text("# padding\n" * (1024 * 1024 // 10 + 1), encoding="utf-8")
+    set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
+    assert problems_of(EnrichSettings, config_file) == [f"{config_file}: cannot be read (larger than 1 MiB)"]
+
+
+def test_a_key_file_is_read_up_to_4_kib_and_refused_beyond(monkeypatch, config_file, tmp_path):
+    secret = tmp_path / "key"
+    secret.write_text("k" * 4096, encoding="utf-8")
+    set_env(monkeypatch, MALBEACON_API_KEY_FILE=str(secret))
+    assert load_settings(EnrichSettings, config_file=config_file).malbeacon.api_key.get_secret_value() == "k" * 4096
+    secret.write_text("k" * 4097, encoding="utf-8")
+    assert problems_of(EnrichSettings, config_file) == [
+        f"MALBEACON_API_KEY (malbeacon.api_key): MALBEACON_API_KEY_FILE '{secret}' cannot be read (larger than 4 KiB)"
+    ]

@@ -89,10 +89,12 @@ class CountingClient:
 
     def __init__(self) -> None:
         self.lookups = 0
+        self.requests_sent = 0
         self.cancelled = False
 
     def answer(self, endpoint: str, value: str) -> None:
         self.lookups += 1
+        self.requests_sent += 1
         raise Unavailable("simulated")
 
 

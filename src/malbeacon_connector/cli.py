@@ -2,78 +2,132 @@
 
 import argparse
 import json
+import os
+import re
+import secrets
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from . import __version__
 from .bundle import make_bundle, merge_objects
 from .client import client_from_settings
 from .converter import convert
 from .enrichment import EnrichmentResult, conversion_options, enrich, entity_for_value, lookup_plan
-from .settings import EnrichSettings, MalbeaconSettings, SettingsError, load_settings
+from .gate import canonical_type
+from .settings import DEFAULT_CONFIG_FILE, EnrichSettings, MalbeaconSettings, SettingsError, load_settings
 from .simulator import MalbeaconSimulator, load_sample_data, read_data_file
-from .tlp import MARKING_DEFINITIONS, normalise_tlp, tlp_rank
+from .tlp import ALLOWED_TLP_TEXT, MARKING_DEFINITIONS, normalise_tlp, tlp_rank
 from .values import STIX_TYPES, normalise_value
 
 EXIT_OK, EXIT_API_FAILED, EXIT_USAGE = 0, 1, 2
+INPUT_MAX_MB = 64
 
 
 class UsageError(Exception):
     """Bad arguments or settings: exit status 2 with this message."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit with status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
+def _entity_type(text: str) -> str:
+    """`--type`, any case, in the OpenCTI spelling (`ipv4-addr` -> `IPv4-Addr`)."""
+    entity_type = canonical_type(text)
+    if entity_type is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(STIX_TYPES)} (any case)")
+    return entity_type
+
+
+def _port(text: str) -> int:
+    """`--port`: 0 (a free port) to 65535."""
+    if not re.fullmatch(r"[0-9]{1,5}", text.strip()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number from 0 to 65535")
+    return int(text)
+
+
+def _add_config_option(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        metavar="FILE",
+        help=f"settings file, before or after the command (default: ./{DEFAULT_CONFIG_FILE}, which may be absent)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m malbeacon_connector",
         description="Malbeacon enrichment: attacker infrastructure behind C2 panels, as STIX 2.1.",
     )
     parser.add_argument("--version", action="version", version=__version__)
-    parser.add_argument("--config", type=Path, default=Path("config.yml"), help="settings file (default: ./config.yml)")
+    _add_config_option(parser, None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", help="without one: run the OpenCTI connector")
 
     enrich_parser = commands.add_parser("enrich", help="enrich values and write a STIX 2.1 bundle")
-    enrich_parser.add_argument("values", nargs="*", metavar="VALUE", help="IP addresses or domain names")
+    enrich_parser.add_argument("values", nargs="*", metavar="VALUE", help="IP addresses, domain names, URLs...")
     enrich_parser.add_argument(
-        "--type", choices=list(STIX_TYPES), help="the type of every value (inferred when omitted)"
+        "-t",
+        "--type",
+        type=_entity_type,
+        metavar="TYPE",
+        help=f"the type of every value: {', '.join(STIX_TYPES)}, any case (default: inferred from each value)",
     )
     enrich_parser.add_argument(
-        "--tlp", default="TLP:CLEAR", help="TLP of the values, given to what is derived from them"
+        "--tlp",
+        default="TLP:CLEAR",
+        help=f"TLP of the values, given to what is derived from them: {ALLOWED_TLP_TEXT} (default: %(default)s)",
     )
-    enrich_parser.add_argument("--input", type=Path, help="a file of values, one per line (# starts a comment)")
-    enrich_parser.add_argument("--output", default="-", help="bundle file, - for standard output (default)")
+    enrich_parser.add_argument(
+        "-i", "--input", type=Path, metavar="FILE", help="a file of values, one per line (# starts a comment)"
+    )
+    enrich_parser.add_argument(
+        "-o", "--output", default="-", metavar="FILE", help="bundle file, - for standard output (default: %(default)s)"
+    )
 
     simulate_parser = commands.add_parser("simulate", help="serve the Malbeacon API simulator on loopback")
-    simulate_parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    simulate_parser.add_argument("--data", type=Path, help="JSON data file (default: the bundled sample)")
-    simulate_parser.add_argument("--api-key", default="simulator-key", help="the key it accepts")
+    simulate_parser.add_argument(
+        "--port", type=_port, default=0, help="port, 0-65535, 0 for a free one (default: %(default)s)"
+    )
+    simulate_parser.add_argument(
+        "--data", type=Path, metavar="FILE", help="JSON data file (default: the bundled sample)"
+    )
+    simulate_parser.add_argument("--api-key", default="simulator-key", help="the key it accepts (default: %(default)s)")
 
     demo_parser = commands.add_parser("demo", help="enrich sample values against the bundled simulator")
-    demo_parser.add_argument("--output", default="demo-bundle.json", help="bundle file (default: demo-bundle.json)")
+    demo_parser.add_argument(
+        "-o", "--output", default="demo-bundle.json", metavar="FILE", help="bundle file (default: %(default)s)"
+    )
+    for subparser in (enrich_parser, simulate_parser, demo_parser):
+        _add_config_option(subparser, argparse.SUPPRESS)  # given after the command; else the one before it
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    config_file, required = (DEFAULT_CONFIG_FILE, False) if args.config is None else (args.config, True)
     try:
         if args.command == "enrich":
-            return run_enrich(args, load_settings(EnrichSettings, args.config).malbeacon)
+            return run_enrich(args, load_settings(EnrichSettings, config_file, required).malbeacon)
         if args.command == "simulate":
             return run_simulator(args)
         if args.command == "demo":
             return run_demo(args)
         from .connector import run  # pycti is imported only to run the connector
 
-        return run(args.config)
-    except SettingsError as error:
-        print(f"malbeacon-connector: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except UsageError as error:
+        return run(config_file, required)
+    except (SettingsError, UsageError) as error:
         print(f"malbeacon-connector: {error}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -81,14 +135,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _read_values(args: argparse.Namespace) -> list[str]:
     values = list(args.values)
     if args.input is not None:
-        try:
-            lines = args.input.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as error:
-            raise UsageError(f"--input {args.input}: cannot be read ({error.__class__.__name__})") from None
-        values += [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+        values += [line.split("#")[0].strip() for line in _input_lines(args.input) if line.split("#")[0].strip()]
     if not values:
         raise UsageError("nothing to enrich: give values or --input FILE")
     return values
+
+
+def _input_lines(path: Path) -> list[str]:
+    """The lines of `--input` (a file or a pipe), at most INPUT_MAX_MB MiB."""
+    limit = INPUT_MAX_MB * 1024 * 1024
+    try:
+        with path.open("rb") as stream:
+            content = stream.read(limit + 1)
+    except OSError as error:
+        raise UsageError(f"--input {path}: cannot be read ({error.strerror})") from None
+    if len(content) > limit:
+        raise UsageError(f"--input {path}: cannot be read (larger than {INPUT_MAX_MB} MiB)")
+    try:
+        return content.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UsageError(f"--input {path}: cannot be read (not UTF-8 text)") from None
 
 
 def _targets(values: Iterable[str], entity_type: str | None) -> list[tuple[str, str]]:
@@ -105,6 +171,7 @@ def _targets(values: Iterable[str], entity_type: str | None) -> list[tuple[str, 
 
 
 def run_enrich(args: argparse.Namespace, settings: MalbeaconSettings) -> int:
+    _check_output(args.output)
     try:
         tlp = normalise_tlp(args.tlp)
     except ValueError as error:
@@ -158,16 +225,62 @@ def _draw_progress(stream: TextIO, done: int, total: int, width: int = 30) -> No
     stream.flush()
 
 
+def _check_output(output: str) -> None:
+    """Refuse an output file that cannot be written, before any Malbeacon request."""
+    problem = None if output == "-" else _output_problem(Path(output))
+    if problem is not None:
+        raise UsageError(f"--output {output}: cannot be written ({problem})")
+
+
+def _output_problem(path: Path) -> str | None:
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        return "it is a directory"
+    if target.exists() and not target.is_file():  # a device or a pipe, written in place
+        return None if os.access(target, os.W_OK) else "not writable"
+    if not target.parent.is_dir():
+        return f"no directory {target.parent}"
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        return f"directory {target.parent} is not writable"
+    return None
+
+
 def _write(bundle: dict, output: str) -> None:
     text = json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
     if output == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    target = Path(os.path.realpath(output))  # through a symbolic link, to the file it names
     try:
-        Path(output).write_text(text, encoding="utf-8")
+        if target.exists() and not target.is_file():
+            target.write_text(text, encoding="utf-8")
+        else:
+            _replace_atomically(target, text)
     except OSError as error:
         raise UsageError(f"--output {output}: cannot be written ({error.strerror})") from None
+
+
+def _replace_atomically(target: Path, text: str) -> None:
+    """Write a temporary file beside `target`, then rename it: `target` is the old file or the whole new one."""
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # a new file: the umask applies
+    try:
+        with open(descriptor, "w", encoding="utf-8") as stream:
+            if mode is not None:  # a replaced file keeps its permissions
+                os.fchmod(stream.fileno(), mode)
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _counted(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _print_summary(results: Sequence[EnrichmentResult], bundle: dict, output: str) -> None:
@@ -180,8 +293,8 @@ def _print_summary(results: Sequence[EnrichmentResult], bundle: dict, output: st
     failed = sum(result.error is not None for result in results)
     where = "standard output" if output == "-" else output
     print(
-        f"{len(results)} values: {found} found, {len(results) - found - failed} not found, {failed} failed; "
-        f"{len(bundle['objects'])} STIX objects written to {where}",
+        f"{_counted(len(results), 'value')}: {found} found, {len(results) - found - failed} not found, "
+        f"{failed} failed; {_counted(len(bundle['objects']), 'STIX object')} written to {where}",
         file=sys.stderr,
     )
     if counts:
@@ -189,6 +302,8 @@ def _print_summary(results: Sequence[EnrichmentResult], bundle: dict, output: st
 
 
 def run_simulator(args: argparse.Namespace) -> int:
+    if args.data is not None and not args.data.is_file():
+        raise UsageError(f"--data {args.data}: not a regular file")
     try:
         data = read_data_file(args.data) if args.data else load_sample_data()
     except (OSError, ValueError) as error:
@@ -211,6 +326,7 @@ def run_simulator(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    _check_output(args.output)
     with MalbeaconSimulator() as simulator:
         settings = MalbeaconSettings(api_key=simulator.api_key, api_base_url=simulator.base_url)
         print(f"Bundled Malbeacon simulator on {simulator.base_url}", file=sys.stderr)

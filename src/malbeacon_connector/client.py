@@ -22,6 +22,7 @@ from .deadline import Deadline, watched_session
 from .errors import BadResponse, Cancelled, MalbeaconError, QuotaExceeded, Unauthorized, Unavailable
 from .quota import AnswerCache, RateLimiter
 from .settings import MalbeaconSettings
+from .text import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class MalbeaconClient:
         self._deadline: Deadline | None = None
         self._cache = cache if cache is not None else AnswerCache(ttl=0)
         self._rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter(0)
+        self.requests_sent = 0  # HTTP requests made so far, retries included: what the quota counts
 
     def close(self) -> None:
         """Release the pooled connections."""
@@ -137,6 +139,7 @@ class MalbeaconClient:
             if self._cancelled.is_set():
                 raise Cancelled(_CANCELLED)
             started = time.monotonic()
+            self.requests_sent += 1
             try:
                 status, body, retry_after = self._attempt(url, min(self._timeout, deadline - started))
                 rows = self._interpret(status, body, retry_after)
@@ -250,11 +253,11 @@ class MalbeaconClient:
         return document
 
     def _server_message(self, document: object) -> str:
-        """The `message` of a JSON error body, shortened and with the key masked."""
+        """The `message` of a JSON error body, shortened, without control characters and with the key masked."""
         if not isinstance(document, dict) or not isinstance(document.get("message"), str):
             return ""
         text = document["message"].replace(self._api_key, "***") if self._api_key else document["message"]
-        return " ".join(text.split())[:_MESSAGE_CHARS]
+        return " ".join(clean_text(text).split())[:_MESSAGE_CHARS]
 
 
 _NOT_JSON = object()

@@ -257,10 +257,13 @@ def _start_helper(settings: Settings, config: dict[str, Any], stopper: _Stopper)
     raise SystemExit(1)
 
 
-def run(config_file: Path = Path("config.yml")) -> int:
-    """Run the connector until SIGTERM (0); 2 for invalid settings; 1 when OpenCTI or the broker fails it."""
+def run(config_file: Path = Path("config.yml"), required: bool = False) -> int:
+    """Run the connector until SIGTERM (0); 2 for invalid settings; 1 when OpenCTI or the broker fails it.
+
+    `required`: the config file was named explicitly, so it must exist and be readable.
+    """
     try:
-        content = read_config_file(config_file)
+        content = read_config_file(config_file, required)
         settings = settings_from(Settings, content)
     except SettingsError as error:
         print(f"malbeacon-connector: {error}", file=sys.stderr)

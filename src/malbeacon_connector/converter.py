@@ -28,9 +28,10 @@ from .records import BeaconRecord
 from .stix_builder import StixBuilder, stix_time
 from .tlp import most_restrictive
 from .validity import indicator_validity
-from .values import IP_TYPES, AutonomousSystem, Country, url_host
+from .values import IP_TYPES, AutonomousSystem, Country, internal_address, url_host
 
 PORTAL_URL = "https://malbeacon.com/illuminate"
+MAX_LABELS = 50  # per object, first seen first
 ENDPOINT_ROLES = {"c2": "c2", "c2ip": "c2", "actorip": "actor", "actorhostname": "actor", "useragent": "user-agent"}
 
 Key = tuple[str, str]  # (OpenCTI entity type, value)
@@ -134,7 +135,8 @@ class _Fact:
     def observe(self, record: BeaconRecord, tlp: str) -> None:
         self.seen.add(record.seen_at)
         self.tlps.add(tlp)
-        self.tags.update(dict.fromkeys(record.tags))
+        if len(self.tags) < MAX_LABELS:
+            self.tags.update(dict.fromkeys(record.tags[: MAX_LABELS - len(self.tags)]))
 
 
 @dataclass
@@ -260,15 +262,24 @@ class _Writer:
         self.now = now
         self.ids: dict[Key, str] = dict(graph.enriched_ids)
         self.tlps: dict[str, str] = {}  # object id -> TLP, for relationships
+        self.key_tlps = _observable_tlps(graph)  # final before any object is built: the builder keeps the first
+        for key, enriched_id in graph.enriched_ids.items():
+            self.mark(enriched_id, self.key_tlps.get(key, "TLP:CLEAR"))
+
+    def mark(self, object_id: str, tlp: str) -> None:
+        """Raise the TLP an object is known by (for the relationships touching it) to at least `tlp`."""
+        self.tlps[object_id] = most_restrictive([self.tlps.get(object_id, "TLP:CLEAR"), tlp])
 
     def link(self, relationship_type: str, source: str, target: str, description: str = "") -> None:
         tlp = most_restrictive([self.tlps.get(source, "TLP:CLEAR"), self.tlps.get(target, "TLP:CLEAR")])
         self.builder.relationship(relationship_type, source, target, tlp, description)
 
     def observable(self, key: Key, tlp: str, **details: object) -> str:
+        """The id of an observable, built the first time with the most restrictive TLP of all its uses."""
+        tlp = most_restrictive([tlp, self.key_tlps.get(key, "TLP:CLEAR")])
         if key not in self.ids:
             self.ids[key] = self.builder.observable(key[0], key[1], tlp, **details)  # type: ignore[arg-type]
-        self.tlps[self.ids[key]] = most_restrictive([self.tlps.get(self.ids[key], "TLP:CLEAR"), tlp])
+        self.mark(self.ids[key], tlp)
         return self.ids[key]
 
     def actors(self) -> None:
@@ -276,19 +287,25 @@ class _Writer:
             labels = list(actor.tags) if self.options.labels else None
             seen = actor.seen.text() if self.options.seen_times else ""
             enriched = key in self.ids
+            internal = internal_address(key[1]) if key[0] in IP_TYPES else None
+            why_not = f" No indicator: {internal} would match internal traffic." if internal else ""
             actor_id = self.observable(
-                key, actor.tlp, description=f"Malbeacon saw this actor log into C2 panels{seen}.", labels=labels
+                key,
+                actor.tlp,
+                description=f"Malbeacon saw this actor log into C2 panels{seen}.{why_not}",
+                labels=labels,
             )
-            if not enriched and self.options.indicators:
+            if not enriched and self.options.indicators and not internal:
+                tlp = self.tlps[actor_id]  # the value's: it is in the pattern
                 indicator_id = self.builder.indicator(
                     key[0],
                     key[1],
-                    actor.tlp,
+                    tlp,
                     indicator_validity(self.options.indicator_valid_from, key[0], actor.seen.last, self.now),
                     f"Actor infrastructure: logged into C2 panels tracked by Malbeacon{seen}.",
                     labels,
                 )
-                self.tlps[indicator_id] = actor.tlp
+                self.mark(indicator_id, tlp)
                 self.link("based-on", indicator_id, actor_id)
             for target in actor.targets:  # enriched entities: their TLP is known
                 if target != actor_id:
@@ -341,6 +358,20 @@ class _Writer:
                 self.link("resolves-to", self.ids[host], self.ids[address])
 
 
+def _observable_tlps(graph: _Graph) -> dict[Key, str]:
+    """The most restrictive TLP of every entity each observable comes from: as an actor, a user agent or a
+    C2 part, whatever the order the entities were gathered in."""
+    uses: dict[Key, set[str]] = {}
+    for key, actor in graph.actors.items():
+        uses.setdefault(key, set()).update(actor.tlps)
+        for agent in actor.agents if graph.options.user_agents else ():
+            uses.setdefault(("User-Agent", agent), set()).update(actor.tlps)
+    for panel in graph.panels.values():
+        for part, tlps in panel.parts.items():
+            uses.setdefault(part, set()).update(tlps)
+    return {key: most_restrictive(tlps) for key, tlps in uses.items()}
+
+
 def portal_url(value: str) -> str:
     """The Malbeacon portal page, with the value in its fragment: a link a user can open, and one
     external reference per observable (the platform identifies a reference by its URL)."""
@@ -388,7 +419,7 @@ def _convert(enrichments: Sequence[Enrichment], options: ConversionOptions, now:
         )
     writer = _Writer(graph, builder, now)
     for enrichment in found:
-        writer.tlps[enrichment.entity.stix_id] = enrichment.entity.tlp
+        writer.mark(enrichment.entity.stix_id, enrichment.entity.tlp)
     writer.actors()
     writer.panels()
     writer.resolutions()

@@ -48,7 +48,8 @@ class EnrichmentResult:
     parsed: ParsedRecords = field(default_factory=ParsedRecords)
     lookups: list[Lookup] = field(default_factory=list)
     error: MalbeaconError | None = None
-    api_calls: int = 0  # lookups that reached Malbeacon (not answered by the cache)
+    api_calls: int = 0  # HTTP requests sent to Malbeacon, retries included (what the quota counts)
+    asked: int = 0  # lookups sent to Malbeacon (not answered by the cache)
     cached: int = 0  # lookups answered by the cache
     left_out: int = 0  # older records beyond the maximum kept per enrichment
     max_records: int = 0
@@ -69,24 +70,34 @@ class EnrichmentResult:
         if not self.parsed.received:
             return f"{asked}: not found in Malbeacon{self._cost()}"
         parsed = self.parsed
-        line = f"{asked}: {parsed.received} records, {len(parsed.records)} kept"
+        kept = [record for lookup in self.lookups for record in lookup.records]
+        line = f"{asked}: {_count(parsed.received, 'record')}, {len(kept)} kept"
         if parsed.rows_dropped:
             line += f", {parsed.rows_dropped} dropped"
         if self.left_out:
             line += f", {self.left_out} older ones left out (MALBEACON_MAX_RECORDS={self.max_records})"
-        ips = {record.actor_ip for record in parsed.records if record.actor_ip is not None}
-        hostnames = {record.actor_hostname for record in parsed.records if record.actor_hostname is not None}
-        line += f"; {len(ips)} actor IPs, {len(hostnames)} actor host names"
+        ips = {record.actor_ip for record in kept if record.actor_ip is not None}
+        hostnames = {record.actor_hostname for record in kept if record.actor_hostname is not None}
+        line += f"; {_count(len(ips), 'actor IP')}, {_count(len(hostnames), 'actor host name')}"
         if parsed.dropped:
             reasons = ", ".join(f"{reason} x{count}" for reason, count in sorted(parsed.dropped.items()))
             line += f"; ignored: {reasons}"
         if objects_sent is not None:
-            line += f"; {objects_sent} objects sent"
+            line += f"; {_count(objects_sent, 'object')} sent"
         return line + self._cost()
 
     def _cost(self) -> str:
-        calls = f"{self.api_calls} API call{'s' if self.api_calls != 1 else ''}"
+        """What the lookups cost: HTTP requests (retries included), and lookups the cache answered."""
+        calls = _count(self.api_calls, "API call")
+        retries = self.api_calls - self.asked
+        if retries > 0:
+            calls += f" ({_count(self.asked, 'lookup')}, {retries} retr{'y' if retries == 1 else 'ies'})"
         return f" [{calls}, {self.cached} answered by the cache]" if self.cached else f" [{calls}]"
+
+
+def _count(number: int, noun: str) -> str:
+    """`1 record`, `2 records`."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def enrich(
@@ -96,14 +107,17 @@ def enrich(
     `max_records` newest records."""
     result = EnrichmentResult(entity, max_records=max_records)
     for endpoint in endpoints:
+        sent_before = client.requests_sent
         try:
             answer = client.answer(endpoint, entity.value)
         except MalbeaconError as error:
-            result.api_calls += 1
+            result.api_calls += client.requests_sent - sent_before
+            result.asked += 1
             result.error = error
             break
         result.cached += answer.cached
-        result.api_calls += not answer.cached
+        result.asked += not answer.cached
+        result.api_calls += client.requests_sent - sent_before
         parsed = parse_records(answer.rows)
         result.lookups.append(Lookup(endpoint, parsed.records))
         result.parsed.extend(parsed)

@@ -4,11 +4,12 @@ import html
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from .gc_pause import gc_paused
+from .memo import short_memo
+from .text import clean_text
 from .values import (
     AutonomousSystem,
     Country,
@@ -21,6 +22,11 @@ from .values import (
 )
 
 _MISSING = {"", "NA", "N/A", "NULL", "NONE"}
+MAX_FIELD_CHARS = 2048  # longer fields are dropped: no record is worth megabytes of text
+MAX_TAGS = 20  # per record; further tags are ignored and counted
+MAX_TAG_CHARS = 64
+EARLIEST_BEACON = datetime(2015, 1, 1, tzinfo=UTC)  # before Malbeacon existed: not a real beacon time
+FUTURE_TOLERANCE = timedelta(days=1)
 T = TypeVar("T")
 
 
@@ -117,13 +123,13 @@ def _required(normalise: Callable[[str], T | None], reason: str) -> Callable[[st
     return convert
 
 
-@lru_cache(maxsize=65536)
+@short_memo
 def _actor_ip(text: str) -> ActorIp | None:
     parsed = normalise_ip(text)
     return ActorIp(*parsed) if parsed is not None else None
 
 
-@lru_cache(maxsize=4096)
+@short_memo
 def _unescaped_url(text: str) -> str | None:
     return normalise_url(html.unescape(text))
 
@@ -131,17 +137,20 @@ def _unescaped_url(text: str) -> str | None:
 def _timestamp(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:  # Malbeacon writes UTC without a zone
-            return moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
+        # Malbeacon writes UTC without a zone
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):
         raise _InvalidField("not a date and time") from None
+    if not EARLIEST_BEACON <= moment <= datetime.now(UTC) + FUTURE_TOLERANCE:
+        raise _InvalidField(f"before {EARLIEST_BEACON.year} or in the future")
+    return moment
 
 
-@lru_cache(maxsize=4096)
+@short_memo
 def _tags(text: str) -> tuple[str, ...]:
     tags = (tag.strip().lower() for tag in text.split(","))
-    return tuple(dict.fromkeys(tag for tag in tags if tag and tag.upper() not in _MISSING))
+    kept = (tag for tag in tags if tag and len(tag) <= MAX_TAG_CHARS and tag.upper() not in _MISSING)
+    return tuple(dict.fromkeys(kept))
 
 
 _ip = _required(_actor_ip, "not an IP address")
@@ -179,6 +188,25 @@ _FIELDS = {
 }
 
 
+def _bounded(api_field: str, text: str, dropped: Counter[str]) -> str:
+    """The text within the length bound; free text without control characters (cleaning is counted).
+
+    Values that identify something (addresses, names, URLs, user agents, times) are not cleaned,
+    which would turn them into other values: their validation refuses control characters.
+    """
+    if len(text) > MAX_FIELD_CHARS:
+        raise _InvalidField(f"longer than {MAX_FIELD_CHARS} characters")
+    if api_field in _FREE_TEXT and not text.isprintable():
+        cleaned = clean_text(text).strip()
+        if cleaned != text:
+            dropped[f"{api_field}: control characters removed"] += 1
+        return cleaned
+    return text
+
+
+_FREE_TEXT = {api_field for api_field, (_, convert) in _FIELDS.items() if convert in (str, _tags, _asn)}
+
+
 def parse_record(row: dict, dropped: Counter[str]) -> BeaconRecord:
     """Normalise one API row; each invalid field is left out and counted in `dropped`."""
     values: dict[str, object] = {}
@@ -189,9 +217,15 @@ def parse_record(row: dict, dropped: Counter[str]) -> BeaconRecord:
         try:
             text = _text(raw)
             if text is not None:
+                text = _bounded(api_field, text, dropped)
+            if text:
                 values[spec[0]] = spec[1](text)
         except _InvalidField as reason:
             dropped[f"{api_field}: {reason}"] += 1
+    tags = values.get("tags")
+    if isinstance(tags, tuple) and len(tags) > MAX_TAGS:
+        values["tags"] = tags[:MAX_TAGS]
+        dropped[f"tags: more than {MAX_TAGS}, the rest ignored"] += 1
     return BeaconRecord(**values)
 
 

@@ -5,7 +5,10 @@ Every setting has a YAML path (`malbeacon.api_key`) and an environment name
 setting and what it accepts.
 """
 
+import difflib
+import os
 import re
+import stat
 import uuid
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -27,6 +30,11 @@ LOG_LEVELS = ("debug", "info", "warn", "error")
 _LOG_LEVEL_ALIASES = {"warning": "warn"}
 _PLACEHOLDERS = {"changeme", "change-me", "change_me", ""}
 _URI = {"format": "uri"}
+DEFAULT_CONFIG_FILE = Path("config.yml")
+CONFIG_FILE_MAX_BYTES = 1024 * 1024
+KEY_FILE_MAX_BYTES = 4096
+KNOWN_SECTIONS = ("opencti", "connector", "malbeacon", "mq")  # mq: pycti's own (RabbitMQ), passed to it
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class SettingsError(Exception):
@@ -120,7 +128,9 @@ class MalbeaconSettings(BaseModel):
     """How to call the Malbeacon API and shape what it returns."""
 
     api_key_file: Path | None = Field(
-        None, description="A file holding the API key (a Docker secret), read when MALBEACON_API_KEY is not set"
+        None,
+        description="A file holding the API key (a Docker secret; a regular file of at most 4 KiB), read when "
+        "MALBEACON_API_KEY is not set",
     )
     api_key: SecretStr = Field(
         None,  # type: ignore[assignment]  # validated: required unless the key file gives it
@@ -281,11 +291,48 @@ class MalbeaconSettings(BaseModel):
         return normalise_tlp(value)
 
 
+class FileRefused(ValueError):
+    """A file that cannot be read: missing, unreadable, not a regular file or too large."""
+
+
+def read_small_file(path: Path, limit: int) -> bytes:
+    """The content of a regular file of at most `limit` bytes; FileRefused saying why not."""
+    try:
+        content = _read_regular_file(path, limit + 1)
+    except OSError as error:
+        raise FileRefused(error.strerror or error.__class__.__name__) from None
+    if len(content) > limit:
+        raise FileRefused(f"larger than {_size_text(limit)}")
+    return content
+
+
+def _read_regular_file(path: Path, size: int) -> bytes:
+    """At most `size` bytes of a regular file, opened without blocking (a FIFO would wait for a writer)."""
+    descriptor = os.open(path, _READ_FLAGS)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise FileRefused("not a regular file")
+        chunks: list[bytes] = []
+        while size > 0 and (chunk := os.read(descriptor, size)):
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
+def _size_text(size: int) -> str:
+    return f"{size // (1024 * 1024)} MiB" if size >= 1024 * 1024 else f"{size // 1024} KiB"
+
+
 def _read_secret_file(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"MALBEACON_API_KEY_FILE {str(path)!r} cannot be read ({error.__class__.__name__})") from None
+        return read_small_file(path, KEY_FILE_MAX_BYTES).decode("utf-8").strip()
+    except FileRefused as error:
+        reason = str(error)
+    except UnicodeDecodeError:
+        reason = "not UTF-8 text"
+    raise ValueError(f"MALBEACON_API_KEY_FILE {str(path)!r} cannot be read ({reason})")
 
 
 def _choices(value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -310,10 +357,17 @@ def _integer_in(value: Any, low: int, high: int) -> int:
 
 
 class _LayeredSettings(BaseSettings):
-    """Reads `SECTION_FIELD` environment variables over the values given (from config.yml)."""
+    """Reads `SECTION_FIELD` environment variables over the values given (from config.yml).
+
+    A variable set to the empty string counts as unset: it does not wipe the file's value.
+    """
 
     model_config = SettingsConfigDict(
-        env_nested_delimiter="_", env_nested_max_split=1, extra="ignore", case_sensitive=False
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     @classmethod
@@ -342,19 +396,49 @@ class Settings(_LayeredSettings):
     malbeacon: MalbeaconSettings = Field(default={}, validate_default=True)
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """The contents of a `config.yml` (empty when the file does not exist)."""
-    if not path.is_file():
+def read_config_file(path: Path = DEFAULT_CONFIG_FILE, required: bool = False) -> dict[str, Any]:
+    """The contents of a `config.yml`: empty when it is not a file, unless `required` (given explicitly)."""
+    if not required and not path.is_file():
         return {}
     try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
+        content = yaml.safe_load(read_small_file(path, CONFIG_FILE_MAX_BYTES).decode("utf-8"))
+    except FileRefused as error:
+        raise SettingsError([f"{path}: cannot be read ({error})"]) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise SettingsError([f"{path}: cannot be read as YAML ({error.__class__.__name__})"]) from None
     if content is None:
         return {}
     if not isinstance(content, dict):
         raise SettingsError([f"{path}: must be a YAML mapping of sections (opencti, connector, malbeacon)"])
     return content
+
+
+def config_file_problems(content: dict[str, Any]) -> list[str]:
+    """Unknown sections and unknown `malbeacon` keys, each with the closest known name if any.
+
+    The keys of `opencti`, `connector` and `mq` go to pycti too, which reads many more: not checked.
+    """
+    allowed = f"allowed: {', '.join(KNOWN_SECTIONS)}"
+    problems = [
+        _unknown(str(section), "section", KNOWN_SECTIONS, otherwise=allowed)
+        for section in content
+        if section not in KNOWN_SECTIONS
+    ]
+    malbeacon = content.get("malbeacon")
+    known_keys = tuple(MalbeaconSettings.model_fields)
+    problems += [
+        _unknown(str(key), "setting", known_keys, prefix="malbeacon.")
+        for key in (malbeacon if isinstance(malbeacon, dict) else ())
+        if key not in known_keys
+    ]
+    return problems
+
+
+def _unknown(name: str, what: str, known: tuple[str, ...], prefix: str = "", otherwise: str = "") -> str:
+    """`<prefix><name>: unknown <what>; did you mean <prefix><closest>?`, the closest found case-insensitively."""
+    close = difflib.get_close_matches(name.lower().replace("-", "_"), known, n=1)
+    hint = f"did you mean {prefix}{close[0]}?" if close else otherwise
+    return f"{prefix}{name}: unknown {what}" + (f"; {hint}" if hint else "")
 
 
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
@@ -384,14 +468,21 @@ def _field_info(model: type[BaseModel], location: list[str]) -> Any:
 T = TypeVar("T", bound=_LayeredSettings)
 
 
-def load_settings(model: type[T], config_file: Path = Path("config.yml")) -> T:
-    """Read and validate settings; raise SettingsError listing every problem at once."""
-    return settings_from(model, read_config_file(config_file))
+def load_settings(model: type[T], config_file: Path = DEFAULT_CONFIG_FILE, required: bool = False) -> T:
+    """Read and validate settings; raise SettingsError listing every problem at once.
+
+    `required`: the file was named explicitly, so it must exist and be readable.
+    """
+    return settings_from(model, read_config_file(config_file, required))
 
 
 def settings_from(model: type[T], config_file_content: dict[str, Any]) -> T:
     """Validate settings from the environment over a config file's content."""
+    problems = config_file_problems(config_file_content)
     try:
-        return model(**config_file_content)
+        settings = model(**config_file_content)
     except ValidationError as error:
-        raise SettingsError([_describe(item, model) for item in error.errors()]) from None
+        raise SettingsError(problems + [_describe(item, model) for item in error.errors()]) from None
+    if problems:
+        raise SettingsError(problems)
+    return settings

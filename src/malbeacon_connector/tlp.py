@@ -1,4 +1,4 @@
-"""TLP levels: parsing user input, ordering, and the marking definitions OpenCTI knows."""
+"""TLP levels: parsing user input, ordering, the marking definitions OpenCTI knows, the TLP 2.0 ids."""
 
 from collections.abc import Iterable
 
@@ -55,6 +55,16 @@ MARKING_DEFINITIONS: dict[str, dict] = {
         "name": "TLP:RED",
         "definition": {"tlp": "red"},
     },
+}
+
+# The OASIS TLP 2.0 markings (a STIX 2.1 property extension): fixed ids, the level in `tlp_2_0`.
+TLP2_EXTENSION_ID = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
+TLP2_MARKING_IDS: dict[str, str] = {
+    "TLP:CLEAR": "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
+    "TLP:GREEN": "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb",
+    "TLP:AMBER": "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421",
+    "TLP:AMBER+STRICT": "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003",
+    "TLP:RED": "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1",
 }
 
 ALLOWED_TLP_TEXT = ", ".join(TLP_LEVELS) + " (case-insensitive, the 'TLP:' prefix optional)"
