@@ -31,7 +31,7 @@ from responses import generate_rows  # noqa: E402
 
 from e2e.connector_process import ConnectorProcess, connector_environment  # noqa: E402
 from e2e.fake_opencti import FakeOpenCTI, decode_bundle  # noqa: E402
-from malbeacon_connector.queue_push import push_bundle  # noqa: E402
+from malbeacon_connector.opencti.push import push_bundle  # noqa: E402
 
 LEGACY_COMMAND = (sys.executable, str(BENCH / "legacy_connector.py"))
 

@@ -14,7 +14,7 @@ sys.path[:0] = [str(ROOT / "tests")]
 from e2e.broker import RabbitMQ  # noqa: E402
 from e2e.connector_process import ConnectorProcess, connector_environment  # noqa: E402
 from e2e.fake_opencti import FakeOpenCTI  # noqa: E402
-from malbeacon_connector.simulator import MalbeaconSimulator  # noqa: E402
+from malbeacon_connector.malbeacon.simulator import MalbeaconSimulator  # noqa: E402
 
 
 @dataclass

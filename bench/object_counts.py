@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from responses import generate_rows
 
-from malbeacon_connector.converter import ConversionOptions, Enrichment, Lookup, convert
-from malbeacon_connector.enrichment import entity_for_value
-from malbeacon_connector.records import parse_records
+from malbeacon_connector.malbeacon.records import parse_records
+from malbeacon_connector.pipeline import entity_for_value
+from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
 
 CORE = ConversionOptions(infrastructure=False, autonomous_systems=False, countries=False)
 FULL = ConversionOptions(user_agents=True)

@@ -4,8 +4,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from malbeacon_connector.client import MalbeaconClient
-from malbeacon_connector.simulator import MalbeaconSimulator
+from malbeacon_connector.malbeacon.client import MalbeaconClient
+from malbeacon_connector.malbeacon.simulator import MalbeaconSimulator
 
 
 @pytest.fixture

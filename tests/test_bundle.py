@@ -2,7 +2,7 @@
 
 import copy
 
-from malbeacon_connector.bundle import without_dangling_refs
+from malbeacon_connector.stix.bundle import without_dangling_refs
 
 ENTITY = "ipv4-addr--9ddd739e-87b1-587d-83f2-62ef1130af2f"
 MARKING = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"

@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from malbeacon_connector import client as client_module
-from malbeacon_connector.client import MalbeaconClient, client_from_settings
-from malbeacon_connector.errors import (
+from malbeacon_connector.malbeacon import client as client_module
+from malbeacon_connector.malbeacon.client import MalbeaconClient, client_from_settings
+from malbeacon_connector.malbeacon.errors import (
     BadResponse,
     Cancelled,
     MalbeaconError,
@@ -23,9 +23,9 @@ from malbeacon_connector.errors import (
     Unauthorized,
     Unavailable,
 )
-from malbeacon_connector.records import parse_records
+from malbeacon_connector.malbeacon.records import parse_records
+from malbeacon_connector.malbeacon.simulator import Fault, MalbeaconSimulator
 from malbeacon_connector.settings import MalbeaconSettings
-from malbeacon_connector.simulator import Fault, MalbeaconSimulator
 
 KEY = "SECRET-KEY-1234"
 KNOWN = "203.0.113.7"

@@ -6,13 +6,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from malbeacon_connector.bundle import make_bundle, merge_objects
-from malbeacon_connector.converter import ConversionOptions, EnrichedEntity, Enrichment, Lookup, convert
-from malbeacon_connector.enriched_entity import SCO_EXTENSION
-from malbeacon_connector.enrichment import entity_for_value
-from malbeacon_connector.records import parse_records
-from malbeacon_connector.stix_builder import AUTHOR_ID
-from malbeacon_connector.stix_ids import observable_id
+from malbeacon_connector.malbeacon.records import parse_records
+from malbeacon_connector.pipeline import entity_for_value
+from malbeacon_connector.stix.builder import AUTHOR_ID
+from malbeacon_connector.stix.bundle import make_bundle, merge_objects
+from malbeacon_connector.stix.convert import ConversionOptions, EnrichedEntity, Enrichment, Lookup, convert
+from malbeacon_connector.stix.enriched import SCO_EXTENSION
+from malbeacon_connector.stix.ids import observable_id
 from malbeacon_connector.tlp import MARKING_DEFINITIONS, marking_id
 from platform_rules import external_reference_id
 from stix_checks import assert_valid_bundle, objects_of

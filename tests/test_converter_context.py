@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from malbeacon_connector.converter import ConversionOptions, Enrichment, Lookup, convert
-from malbeacon_connector.enrichment import entity_for_value
-from malbeacon_connector.records import parse_records
-from malbeacon_connector.stix_ids import autonomous_system_id, infrastructure_id, location_id, observable_id
+from malbeacon_connector.malbeacon.records import parse_records
+from malbeacon_connector.pipeline import entity_for_value
+from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
+from malbeacon_connector.stix.ids import autonomous_system_id, infrastructure_id, location_id, observable_id
 from malbeacon_connector.tlp import marking_id
 from stix_checks import assert_valid_bundle, objects_of
 from test_converter import full_bundle

@@ -13,7 +13,7 @@ import pytest
 import stix2
 
 from e2e.fake_opencti import marking_definition, stix_marking
-from malbeacon_connector.gate import bundle_tlp, canonical_type, entity_tlp, in_scope
+from malbeacon_connector.opencti.gate import bundle_tlp, canonical_type, entity_tlp, in_scope
 from malbeacon_connector.tlp import MARKING_DEFINITIONS, TLP2_EXTENSION_ID, TLP2_MARKING_IDS, TLP_LEVELS, marking_id
 
 TLP2_CREATED = "2022-10-01T00:00:00.000Z"

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from malbeacon_connector.converter import ConversionOptions, Enrichment, Lookup, convert
-from malbeacon_connector.enrichment import entity_for_value
+from malbeacon_connector.malbeacon.records import MAX_FIELD_CHARS, MAX_TAGS, parse_records
 from malbeacon_connector.memo import MEMO_KEY_CHARS, short_memo
-from malbeacon_connector.records import MAX_FIELD_CHARS, MAX_TAGS, parse_records
+from malbeacon_connector.pipeline import entity_for_value
+from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
 from malbeacon_connector.text import clean_text
 from malbeacon_connector.values import normalise_hostname, normalise_ip, normalise_url, parse_asn, parse_country
 from stix_checks import assert_valid_bundle

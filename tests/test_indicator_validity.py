@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from malbeacon_connector.cli import EXIT_OK, main
-from malbeacon_connector.converter import ConversionOptions, Enrichment, Lookup, convert
-from malbeacon_connector.enrichment import entity_for_value
-from malbeacon_connector.records import parse_records
+from malbeacon_connector.malbeacon.records import parse_records
+from malbeacon_connector.pipeline import entity_for_value
+from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
 from platform_rules import parse_time, revoked_on_arrival, stored_valid_until
 from stix_checks import objects_of
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from stix2patterns.pattern import Pattern
 from stix2patterns.validator import run_validator
 
-from malbeacon_connector.patterns import escape_pattern_string, value_pattern
+from malbeacon_connector.stix.patterns import escape_pattern_string, value_pattern
 
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from malbeacon_connector.client import MalbeaconClient, client_from_settings
-from malbeacon_connector.enrichment import enrich, entity_for_value
-from malbeacon_connector.errors import BadResponse, Unavailable
-from malbeacon_connector.quota import AnswerCache, RateLimiter
+from malbeacon_connector.malbeacon.cache import AnswerCache, RateLimiter
+from malbeacon_connector.malbeacon.client import MalbeaconClient, client_from_settings
+from malbeacon_connector.malbeacon.errors import BadResponse, Unavailable
+from malbeacon_connector.malbeacon.simulator import Fault, MalbeaconSimulator
+from malbeacon_connector.pipeline import enrich, entity_for_value
 from malbeacon_connector.settings import MalbeaconSettings
-from malbeacon_connector.simulator import Fault, MalbeaconSimulator
 
 
 class Clock:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from malbeacon_connector.records import ActorIp, BeaconRecord, ParsedRecords, parse_records
+from malbeacon_connector.malbeacon.records import ActorIp, BeaconRecord, ParsedRecords, parse_records
 from malbeacon_connector.values import AutonomousSystem, Country
 
 GOOD_ROW = {

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from malbeacon_connector.connector import helper_config
+from malbeacon_connector.opencti.connector import helper_config
 from malbeacon_connector.settings import EnrichSettings, Settings, SettingsError, load_settings, read_config_file
 
 API_KEY = "mb-5ecret-K3y-0f-the-tests"

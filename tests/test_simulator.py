@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from malbeacon_connector.cli import EXIT_USAGE, main
-from malbeacon_connector.simulator import DEFAULT_API_KEY, Fault, MalbeaconSimulator, read_data_file
+from malbeacon_connector.malbeacon.simulator import DEFAULT_API_KEY, Fault, MalbeaconSimulator, read_data_file
 
 KNOWN = "203.0.113.7"
 UNKNOWN = "198.51.100.250"

@@ -6,8 +6,8 @@ import stix2
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from malbeacon_connector.patterns import value_pattern
-from malbeacon_connector.stix_ids import identity_id, indicator_id, observable_id, relationship_id
+from malbeacon_connector.stix.ids import identity_id, indicator_id, observable_id, relationship_id
+from malbeacon_connector.stix.patterns import value_pattern
 
 OBSERVABLE_CLASSES = {
     "ipv4-addr": stix2.IPv4Address,

@@ -11,10 +11,10 @@ import stix2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from malbeacon_connector.converter import ConversionOptions, Enrichment, Lookup, convert
-from malbeacon_connector.enrichment import entity_for_value
-from malbeacon_connector.records import parse_records
-from malbeacon_connector.stix_ids import infrastructure_id, observable_id
+from malbeacon_connector.malbeacon.records import parse_records
+from malbeacon_connector.pipeline import entity_for_value
+from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
+from malbeacon_connector.stix.ids import infrastructure_id, observable_id
 from malbeacon_connector.tlp import (
     MARKING_DEFINITIONS,
     TLP2_EXTENSION_ID,

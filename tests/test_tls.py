@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from certificates import write_certificates
-from malbeacon_connector.client import client_from_settings
-from malbeacon_connector.errors import Unavailable
+from malbeacon_connector.malbeacon.client import client_from_settings
+from malbeacon_connector.malbeacon.errors import Unavailable
+from malbeacon_connector.malbeacon.simulator import MalbeaconSimulator
 from malbeacon_connector.settings import MalbeaconSettings
-from malbeacon_connector.simulator import MalbeaconSimulator
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ from types import SimpleNamespace
 import pytest
 from pycti.connector.opencti_connector_helper import ListenQueue
 
-from malbeacon_connector.connector import EnrichmentFailed, MalbeaconConnector
-from malbeacon_connector.errors import Unavailable
+from malbeacon_connector.malbeacon.errors import Unavailable
+from malbeacon_connector.opencti.connector import EnrichmentFailed, MalbeaconConnector
+from malbeacon_connector.opencti.trigger import INTERNAL_KEY, author_id, capture_internal, is_automatic
 from malbeacon_connector.settings import Settings, settings_from
-from malbeacon_connector.stix_builder import AUTHOR_ID
-from malbeacon_connector.trigger import INTERNAL_KEY, author_id, capture_internal, is_automatic
+from malbeacon_connector.stix.builder import AUTHOR_ID
 
 USER = "88ec0c6a-13ce-5e39-b486-354fe4a7084f"
 

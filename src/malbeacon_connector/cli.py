@@ -14,16 +14,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from . import __version__
-from .bundle import make_bundle, merge_objects
-from .client import client_from_settings
-from .converter import convert
-from .enrichment import EnrichmentResult, conversion_options, enrich, entity_for_value, lookup_plan
-from .gate import canonical_type
-from .settings import DEFAULT_CONFIG_FILE, EnrichSettings, MalbeaconSettings, SettingsError, load_settings
-from .simulator import MalbeaconSimulator, load_sample_data, read_data_file
-from .tlp import ALLOWED_TLP_TEXT, MARKING_DEFINITIONS, normalise_tlp, tlp_rank
-from .values import STIX_TYPES, normalise_value
+from malbeacon_connector import __version__
+from malbeacon_connector.malbeacon.client import client_from_settings
+from malbeacon_connector.malbeacon.simulator import MalbeaconSimulator, load_sample_data, read_data_file
+from malbeacon_connector.opencti.gate import canonical_type
+from malbeacon_connector.pipeline import EnrichmentResult, conversion_options, enrich, entity_for_value, lookup_plan
+from malbeacon_connector.settings import (
+    DEFAULT_CONFIG_FILE,
+    EnrichSettings,
+    MalbeaconSettings,
+    SettingsError,
+    load_settings,
+)
+from malbeacon_connector.stix.bundle import make_bundle, merge_objects
+from malbeacon_connector.stix.convert import convert
+from malbeacon_connector.tlp import ALLOWED_TLP_TEXT, MARKING_DEFINITIONS, normalise_tlp, tlp_rank
+from malbeacon_connector.values import STIX_TYPES, normalise_value
 
 EXIT_OK, EXIT_API_FAILED, EXIT_USAGE = 0, 1, 2
 INPUT_MAX_MB = 64
@@ -124,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_simulator(args)
         if args.command == "demo":
             return run_demo(args)
-        from .connector import run  # pycti is imported only to run the connector
+        from malbeacon_connector.opencti.connector import run  # pycti is imported only to run the connector
 
         return run(config_file, required)
     except (SettingsError, UsageError) as error:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings
+from malbeacon_connector.settings import Settings
 
 SCHEMA_PATH = Path("__metadata__") / "connector_config_schema.json"
 

@@ -18,9 +18,9 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .tlp import ALLOWED_TLP_TEXT, TLP_LEVELS, normalise_tlp
-from .validity import VALID_FROM_CHOICES
-from .values import STIX_TYPES
+from malbeacon_connector.stix.validity import VALID_FROM_CHOICES
+from malbeacon_connector.tlp import ALLOWED_TLP_TEXT, TLP_LEVELS, normalise_tlp
+from malbeacon_connector.values import STIX_TYPES
 
 DEFAULT_BASE_URL = "https://api.malbeacon.com/v1/"
 DEFAULT_SCOPE: tuple[str, ...] = ("IPv4-Addr", "IPv6-Addr", "Domain-Name")

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import idna
 
-from .memo import short_memo
+from malbeacon_connector.memo import short_memo
 
 # Entity types of OpenCTI and the STIX observable type each one maps to.
 STIX_TYPES: dict[str, str] = {

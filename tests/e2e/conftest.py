@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from malbeacon_connector.simulator import MalbeaconSimulator
+from malbeacon_connector.malbeacon.simulator import MalbeaconSimulator
 
 from .broker import RabbitMQ
 from .connector_process import DEFAULT_COMMAND, ConnectorProcess, connector_environment

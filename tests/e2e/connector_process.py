@@ -17,7 +17,7 @@ from .broker import DIE_WITH_PARENT, stop_process
 from .fake_opencti import FakeOpenCTI
 
 if TYPE_CHECKING:
-    from malbeacon_connector.simulator import MalbeaconSimulator
+    from malbeacon_connector.malbeacon.simulator import MalbeaconSimulator
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 DEFAULT_COMMAND = (sys.executable, "-m", "malbeacon_connector")

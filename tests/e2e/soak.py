@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from malbeacon_connector.simulator import Fault, MalbeaconSimulator
+from malbeacon_connector.malbeacon.simulator import Fault, MalbeaconSimulator
 
 from .fake_opencti import FakeOpenCTI
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pycti import Identity
 
-from malbeacon_connector.simulator import Fault
+from malbeacon_connector.malbeacon.simulator import Fault
 from malbeacon_connector.tlp import MARKING_DEFINITIONS, marking_id
 from platform_rules import revoked_on_arrival
 from stix_checks import assert_valid_bundle, objects_of

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from malbeacon_connector.simulator import Fault
+from malbeacon_connector.malbeacon.simulator import Fault
 
 from .fake_opencti import decode_bundle
 from .test_connector import C2_DOMAIN, enrich

@@ -7,7 +7,7 @@ to the connector as an automatic enrichment: the simulator's request log says wh
 
 import pytest
 
-from malbeacon_connector.stix_builder import AUTHOR_NAME
+from malbeacon_connector.stix.builder import AUTHOR_NAME
 
 from .fake_opencti import FakeOpenCTI
 from .test_connector import C2_DOMAIN, C2_IP

@@ -10,15 +10,15 @@ import pika.exceptions
 import pytest
 from pycti import OpenCTIConnectorHelper
 
-from malbeacon_connector import queue_push
-from malbeacon_connector.bundle import make_bundle, merge_objects
-from malbeacon_connector.client import client_from_settings
-from malbeacon_connector.connector import EnrichmentFailed, MalbeaconConnector
-from malbeacon_connector.converter import ConversionOptions, Enrichment, Lookup, convert
-from malbeacon_connector.enrichment import entity_for_value
-from malbeacon_connector.records import parse_records
+from malbeacon_connector.malbeacon.client import client_from_settings
+from malbeacon_connector.malbeacon.records import parse_records
+from malbeacon_connector.malbeacon.simulator import load_sample_data
+from malbeacon_connector.opencti import push
+from malbeacon_connector.opencti.connector import EnrichmentFailed, MalbeaconConnector
+from malbeacon_connector.pipeline import entity_for_value
 from malbeacon_connector.settings import Settings, settings_from
-from malbeacon_connector.simulator import load_sample_data
+from malbeacon_connector.stix.bundle import make_bundle, merge_objects
+from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
 from malbeacon_connector.tlp import MARKING_DEFINITIONS
 
 from .broker import free_ports
@@ -75,7 +75,7 @@ def test_the_messages_are_pycti_s_own_and_the_work_expects_each_of_them(
     object_count = len(json.loads(bundle)["objects"])
 
     helper.work_id = ours = fake_opencti.create_work(helper.connect_id, None)
-    assert queue_push.push_bundle(helper, bundle) == object_count
+    assert push.push_bundle(helper, bundle) == object_count
     ours_pushed = pushed(fake_opencti, helper.connect_id, ours)
 
     helper.work_id = pycti_s = fake_opencti.create_work(helper.connect_id, None)
@@ -97,20 +97,20 @@ def test_the_messages_are_pycti_s_own_and_the_work_expects_each_of_them(
 def test_a_bundle_larger_than_a_transaction_arrives_whole_and_in_order(
     fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queue_push, "TRANSACTION_SIZE", 4)
+    monkeypatch.setattr(push, "TRANSACTION_SIZE", 4)
     bundle = sample_bundle()
     helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
 
-    count = queue_push.push_bundle(helper, bundle)
+    count = push.push_bundle(helper, bundle)
 
-    assert count > 3 * queue_push.TRANSACTION_SIZE
+    assert count > 3 * push.TRANSACTION_SIZE
     assert [m["action_sequence"] for m in pushed(fake_opencti, helper.connect_id, work_id)] == list(range(1, count + 1))
 
 
 def test_a_failure_while_publishing_queues_nothing_of_the_open_transaction(
     fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queue_push, "TRANSACTION_SIZE", 4)
+    monkeypatch.setattr(push, "TRANSACTION_SIZE", 4)
     send = helper._send_bundle
 
     def send_then_fail(channel, piece, **kwargs):  # the 7th message cannot be sent
@@ -122,7 +122,7 @@ def test_a_failure_while_publishing_queues_nothing_of_the_open_transaction(
     helper.work_id = fake_opencti.create_work(helper.connect_id, None)
 
     with pytest.raises(ConnectionError, match="broker gone"):
-        queue_push.push_bundle(helper, sample_bundle())
+        push.push_bundle(helper, sample_bundle())
 
     messages = fake_opencti.take_pushed_messages(helper.connect_id, timeout=2)
     assert [m["action_sequence"] for m in messages] == [1, 2, 3, 4]  # the first transaction only
@@ -131,7 +131,7 @@ def test_a_failure_while_publishing_queues_nothing_of_the_open_transaction(
 def test_a_stop_request_ends_the_push_before_the_next_transaction(
     fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queue_push, "TRANSACTION_SIZE", 4)
+    monkeypatch.setattr(push, "TRANSACTION_SIZE", 4)
     helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
     asked: list[int] = []
 
@@ -139,8 +139,8 @@ def test_a_stop_request_ends_the_push_before_the_next_transaction(
         asked.append(1)
         return len(asked) == 2  # asked before connecting, then before the second transaction
 
-    with pytest.raises(queue_push.PushStopped, match=r"^the connector was stopped while sending the bundle: 4 of "):
-        queue_push.push_bundle(helper, sample_bundle(), stop_requested)
+    with pytest.raises(push.PushStopped, match=r"^the connector was stopped while sending the bundle: 4 of "):
+        push.push_bundle(helper, sample_bundle(), stop_requested)
 
     messages = fake_opencti.take_pushed_messages(helper.connect_id, timeout=2)
     assert [m["action_sequence"] for m in messages] == [1, 2, 3, 4]
@@ -152,8 +152,8 @@ def test_a_stop_requested_before_the_push_sends_nothing_and_expects_nothing(
 ) -> None:
     helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
 
-    with pytest.raises(queue_push.PushStopped, match=r"^the connector was stopped while sending the bundle: 0 of "):
-        queue_push.push_bundle(helper, sample_bundle(), lambda: True)
+    with pytest.raises(push.PushStopped, match=r"^the connector was stopped while sending the bundle: 0 of "):
+        push.push_bundle(helper, sample_bundle(), lambda: True)
 
     assert fake_opencti.take_pushed_messages(helper.connect_id, timeout=1) == []
     assert fake_opencti.works[work_id]["expectations"] == 0
@@ -163,7 +163,7 @@ def test_sigterm_while_the_connector_pushes_ends_its_work_in_error_after_the_cur
     fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The connector's stop (its Malbeacon client cancelled, as on SIGTERM) reaches a push in progress."""
-    monkeypatch.setattr(queue_push, "TRANSACTION_SIZE", 4)
+    monkeypatch.setattr(push, "TRANSACTION_SIZE", 4)
     config = {"malbeacon": {"api_key": simulator.api_key, "api_base_url": simulator.base_url}}
     settings = settings_from(Settings, config)  # OpenCTI and connector settings: the helper's environment
     client = client_from_settings(settings.malbeacon)
@@ -200,7 +200,7 @@ def test_an_unreachable_broker_fails_the_push_before_the_work_expects_anything(
     helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
 
     with pytest.raises(pika.exceptions.AMQPConnectionError):
-        queue_push.push_bundle(helper, sample_bundle())
+        push.push_bundle(helper, sample_bundle())
 
     assert fake_opencti.works[work_id]["expectations"] == 0
 
@@ -208,11 +208,11 @@ def test_an_unreachable_broker_fails_the_push_before_the_work_expects_anything(
 def test_a_platform_answer_slower_than_the_heartbeats_does_not_lose_the_push(
     fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queue_push, "HEARTBEAT_SECONDS", 1)  # the broker drops a silent connection after ~2 s
+    monkeypatch.setattr(push, "HEARTBEAT_SECONDS", 1)  # the broker drops a silent connection after ~2 s
     fake_opencti.add_fault(Fault("workEdit", "addExpectations", delay_seconds=5))
     helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
 
-    count = queue_push.push_bundle(helper, sample_bundle())
+    count = push.push_bundle(helper, sample_bundle())
 
     assert fake_opencti.works[work_id]["expectations"] == count
     assert len(pushed(fake_opencti, helper.connect_id, work_id)) == count
@@ -222,7 +222,7 @@ def test_other_ways_of_sending_are_left_to_pycti(fake_opencti: FakeOpenCTI, help
     helper.queue_protocol = "api"
     helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
 
-    queue_push.push_bundle(helper, sample_bundle())
+    push.push_bundle(helper, sample_bundle())
 
     assert len(fake_opencti.api_bundles) == 1  # pycti's stixBundlePush mutation
     assert fake_opencti.take_pushed_messages(helper.connect_id, timeout=1) == []
@@ -245,12 +245,12 @@ def test_other_ways_of_sending_are_left_to_pycti(fake_opencti: FakeOpenCTI, help
     ],
 )
 def test_any_other_sending_feature_turns_the_transactions_off(name: str, value: object) -> None:
-    assert queue_push.plain_queue_push(SimpleNamespace(**queue_push.PLAIN_SENDING))
-    assert not queue_push.plain_queue_push(SimpleNamespace(**{**queue_push.PLAIN_SENDING, name: value}))
-    missing = {key: setting for key, setting in queue_push.PLAIN_SENDING.items() if key != name}
-    assert not queue_push.plain_queue_push(SimpleNamespace(**missing))
+    assert push.plain_queue_push(SimpleNamespace(**push.PLAIN_SENDING))
+    assert not push.plain_queue_push(SimpleNamespace(**{**push.PLAIN_SENDING, name: value}))
+    missing = {key: setting for key, setting in push.PLAIN_SENDING.items() if key != name}
+    assert not push.plain_queue_push(SimpleNamespace(**missing))
 
 
 def test_the_helper_of_this_pycti_has_every_setting_read(helper: OpenCTIConnectorHelper) -> None:
     """A pycti upgrade that renames one of them must not go unnoticed (it would turn transactions off)."""
-    assert queue_push.plain_queue_push(helper)
+    assert push.plain_queue_push(helper)

@@ -8,8 +8,14 @@ be TLP but cannot be read, and whatever is malformed, counts as TLP:RED.
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from .tlp import MARKING_DEFINITIONS, TLP2_EXTENSION_ID, TLP2_MARKING_IDS, most_restrictive, normalise_tlp
-from .values import STIX_TYPES
+from malbeacon_connector.tlp import (
+    MARKING_DEFINITIONS,
+    TLP2_EXTENSION_ID,
+    TLP2_MARKING_IDS,
+    most_restrictive,
+    normalise_tlp,
+)
+from malbeacon_connector.values import STIX_TYPES
 
 UNREADABLE = "TLP:RED"  # the TLP of a marking that claims TLP but names no known level, or is malformed
 _TLP_OF_MARKING_ID = {definition["id"]: tlp for tlp, definition in MARKING_DEFINITIONS.items()} | {

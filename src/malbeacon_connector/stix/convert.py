@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
-from .enriched_entity import updated_entity
-from .gc_pause import gc_paused
-from .records import BeaconRecord
-from .stix_builder import StixBuilder, stix_time
-from .tlp import most_restrictive
-from .validity import indicator_validity
-from .values import IP_TYPES, AutonomousSystem, Country, internal_address, url_host
+from malbeacon_connector.gc_pause import gc_paused
+from malbeacon_connector.malbeacon.records import BeaconRecord
+from malbeacon_connector.stix.builder import StixBuilder, stix_time
+from malbeacon_connector.stix.enriched import updated_entity
+from malbeacon_connector.stix.validity import indicator_validity
+from malbeacon_connector.tlp import most_restrictive
+from malbeacon_connector.values import IP_TYPES, AutonomousSystem, Country, internal_address, url_host
 
 PORTAL_URL = "https://malbeacon.com/illuminate"
 MAX_LABELS = 50  # per object, first seen first

@@ -21,17 +21,17 @@ from typing import Any
 import pycti.connector.opencti_connector_helper as pycti_helper
 from pycti import OpenCTIConnectorHelper
 
-from .bundle import make_bundle, merge_objects, without_dangling_refs
-from .client import MalbeaconClient, client_from_settings
-from .converter import EnrichedEntity, convert
-from .enrichment import conversion_options, enrich, lookup_plan
-from .gate import bundle_tlp, canonical_type, entity_tlp, in_scope
-from .queue_push import PushStopped, push_bundle
-from .settings import Settings, SettingsError, read_config_file, settings_from
-from .stix_builder import AUTHOR_ID
-from .tlp import most_restrictive
-from .trigger import author_id, capture_internal, is_automatic
-from .values import normalise_value
+from malbeacon_connector.malbeacon.client import MalbeaconClient, client_from_settings
+from malbeacon_connector.opencti.gate import bundle_tlp, canonical_type, entity_tlp, in_scope
+from malbeacon_connector.opencti.push import PushStopped, push_bundle
+from malbeacon_connector.opencti.trigger import author_id, capture_internal, is_automatic
+from malbeacon_connector.pipeline import conversion_options, enrich, lookup_plan
+from malbeacon_connector.settings import Settings, SettingsError, read_config_file, settings_from
+from malbeacon_connector.stix.builder import AUTHOR_ID
+from malbeacon_connector.stix.bundle import make_bundle, merge_objects, without_dangling_refs
+from malbeacon_connector.stix.convert import EnrichedEntity, convert
+from malbeacon_connector.tlp import most_restrictive
+from malbeacon_connector.values import normalise_value
 
 START_ATTEMPTS = 3
 START_RETRY_SECONDS = 5.0

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .enriched_entity import SCO_EXTENSION
+from malbeacon_connector.stix.enriched import SCO_EXTENSION
 
 INTERNAL_KEY = "x_malbeacon_internal"
 AUTOMATIC_WORK_PREFIX = "Enrichment ("

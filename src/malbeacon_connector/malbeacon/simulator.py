@@ -76,7 +76,7 @@ class RecordedRequest:
 
 def load_sample_data() -> dict[str, dict[str, list]]:
     """The bundled sample data (made-up actors on documentation address ranges)."""
-    return json.loads(resources.files(__package__).joinpath("data/simulator-sample.json").read_text("utf-8"))
+    return json.loads(resources.files("malbeacon_connector").joinpath("data/simulator-sample.json").read_text("utf-8"))
 
 
 class MalbeaconSimulator:

@@ -18,11 +18,18 @@ from urllib.parse import quote
 import requests
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from .deadline import Deadline, watched_session
-from .errors import BadResponse, Cancelled, MalbeaconError, QuotaExceeded, Unauthorized, Unavailable
-from .quota import AnswerCache, RateLimiter
-from .settings import MalbeaconSettings
-from .text import clean_text
+from malbeacon_connector.malbeacon.cache import AnswerCache, RateLimiter
+from malbeacon_connector.malbeacon.deadline import Deadline, watched_session
+from malbeacon_connector.malbeacon.errors import (
+    BadResponse,
+    Cancelled,
+    MalbeaconError,
+    QuotaExceeded,
+    Unauthorized,
+    Unavailable,
+)
+from malbeacon_connector.settings import MalbeaconSettings
+from malbeacon_connector.text import clean_text
 
 logger = logging.getLogger(__name__)
 

@@ -4,14 +4,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .client import MalbeaconClient
-from .converter import ConversionOptions, EnrichedEntity, Enrichment, Lookup
-from .errors import MalbeaconError
-from .records import ParsedRecords, parse_records
-from .settings import MalbeaconSettings
-from .stix_ids import observable_id
-from .tlp import marking_id
-from .values import STIX_TYPES
+from malbeacon_connector.malbeacon.client import MalbeaconClient
+from malbeacon_connector.malbeacon.errors import MalbeaconError
+from malbeacon_connector.malbeacon.records import ParsedRecords, parse_records
+from malbeacon_connector.settings import MalbeaconSettings
+from malbeacon_connector.stix.convert import ConversionOptions, EnrichedEntity, Enrichment, Lookup
+from malbeacon_connector.stix.ids import observable_id
+from malbeacon_connector.tlp import marking_id
+from malbeacon_connector.values import STIX_TYPES
 
 
 def lookup_plan(settings: MalbeaconSettings) -> dict[str, tuple[str, ...]]:

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from .gc_pause import gc_paused
-from .memo import short_memo
-from .text import clean_text
-from .values import (
+from malbeacon_connector.gc_pause import gc_paused
+from malbeacon_connector.memo import short_memo
+from malbeacon_connector.text import clean_text
+from malbeacon_connector.values import (
     AutonomousSystem,
     Country,
     normalise_hostname,

@@ -8,8 +8,7 @@ platform's shared copy. Every relationship to them is marked.
 
 from datetime import UTC, datetime
 
-from .patterns import value_pattern
-from .stix_ids import (
+from malbeacon_connector.stix.ids import (
     autonomous_system_id,
     identity_id,
     indicator_id,
@@ -18,8 +17,9 @@ from .stix_ids import (
     observable_id,
     relationship_id,
 )
-from .tlp import MARKING_DEFINITIONS, marking_id, tlp_rank
-from .values import STIX_TYPES, AutonomousSystem, Country
+from malbeacon_connector.stix.patterns import value_pattern
+from malbeacon_connector.tlp import MARKING_DEFINITIONS, marking_id, tlp_rank
+from malbeacon_connector.values import STIX_TYPES, AutonomousSystem, Country
 
 AUTHOR_NAME = "Malbeacon"
 AUTHOR_ID = identity_id(AUTHOR_NAME, "organization")

@@ -1,0 +1,1 @@
+"""The Malbeacon API: endpoints, HTTP client, records, cache and rate limit, deadline, simulator."""

@@ -1,0 +1,1 @@
+"""OpenCTI: message handling, the connector's process, the TLP gate, pushing bundles."""
