@@ -26,14 +26,15 @@ from malbeacon_connector.malbeacon.client import _json
 from malbeacon_connector.malbeacon.records import parse_records
 from malbeacon_connector.pipeline import entity_for_value
 from malbeacon_connector.stix.bundle import make_bundle
-from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
+from malbeacon_connector.stix.convert import convert
+from malbeacon_connector.stix.models import ConversionOptions, Findings, Lookup
 
 
 def enrichment_json(body: bytes) -> str:
     """What the standalone enrichment does with a response: the bundle's JSON."""
     records = parse_records(_json(body)).records  # type: ignore[arg-type]
     entity = entity_for_value("203.0.113.7", "IPv4-Addr", "TLP:AMBER")
-    objects = convert([Enrichment(entity, [Lookup("c2", records)])], ConversionOptions(), datetime.now(UTC)).objects
+    objects = convert([Findings(entity, [Lookup("c2", records)])], ConversionOptions(), datetime.now(UTC)).objects
     return json.dumps(make_bundle(objects))
 
 

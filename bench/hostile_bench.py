@@ -43,9 +43,9 @@ def free_port() -> int:
 def measure_once(values: list[str]) -> dict:
     """In this process: enrich the values as the command line does; time and peak memory."""
     from malbeacon_connector.cli import bundle_for, enrich_values
-    from malbeacon_connector.settings import EnrichSettings
+    from malbeacon_connector.settings import CommandLineSettings
 
-    settings = EnrichSettings().malbeacon
+    settings = CommandLineSettings().malbeacon
     started = time.perf_counter()
     results = enrich_values([(value, "IPv4-Addr") for value in values], "TLP:CLEAR", settings)
     text = json.dumps(bundle_for(results, settings))

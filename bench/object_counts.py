@@ -15,7 +15,8 @@ from responses import generate_rows
 
 from malbeacon_connector.malbeacon.records import parse_records
 from malbeacon_connector.pipeline import entity_for_value
-from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
+from malbeacon_connector.stix.convert import convert
+from malbeacon_connector.stix.models import ConversionOptions, Findings, Lookup
 
 CORE = ConversionOptions(infrastructure=False, autonomous_systems=False, countries=False)
 FULL = ConversionOptions(user_agents=True)
@@ -24,7 +25,7 @@ FULL = ConversionOptions(user_agents=True)
 def count(size: int, options: ConversionOptions) -> Counter[str]:
     entity = entity_for_value("203.0.113.7", "IPv4-Addr", "TLP:AMBER")
     records = parse_records(generate_rows(size, seed=size)).records
-    objects = convert([Enrichment(entity, [Lookup("c2", records)])], options, datetime.now(UTC)).objects
+    objects = convert([Findings(entity, [Lookup("c2", records)])], options, datetime.now(UTC)).objects
     return Counter(o["relationship_type"] if o["type"] == "relationship" else o["type"] for o in objects)
 
 

@@ -10,9 +10,10 @@ from malbeacon_connector.malbeacon.records import parse_records
 from malbeacon_connector.pipeline import entity_for_value
 from malbeacon_connector.stix.builder import AUTHOR_ID
 from malbeacon_connector.stix.bundle import make_bundle, merge_objects
-from malbeacon_connector.stix.convert import ConversionOptions, EnrichedEntity, Enrichment, Lookup, convert
+from malbeacon_connector.stix.convert import convert
 from malbeacon_connector.stix.enriched import SCO_EXTENSION
 from malbeacon_connector.stix.ids import observable_id
+from malbeacon_connector.stix.models import ConversionOptions, EnrichedEntity, Findings, Lookup
 from malbeacon_connector.tlp import MARKING_DEFINITIONS, marking_id
 from platform_rules import external_reference_id
 from stix_checks import assert_valid_bundle, objects_of
@@ -43,8 +44,8 @@ def conversion_for(
     return objects, entity.stix_object
 
 
-def enrichment(entity: EnrichedEntity, rows: list[dict], endpoint: str = "c2") -> Enrichment:
-    return Enrichment(entity, [Lookup(endpoint, parse_records(rows).records)])
+def enrichment(entity: EnrichedEntity, rows: list[dict], endpoint: str = "c2") -> Findings:
+    return Findings(entity, [Lookup(endpoint, parse_records(rows).records)])
 
 
 def full_bundle(objects: list[dict], entity_object: dict) -> dict:
@@ -264,7 +265,7 @@ def test_the_reference_keeps_one_platform_identity_whatever_the_lookups(value, e
     identities, descriptions = set(), []
     for endpoints in (["c2"], ["c2", "actorhostname"]):
         lookups = [Lookup(endpoint, parse_records([row("198.51.100.23")]).records) for endpoint in endpoints]
-        objects = convert([Enrichment(entity, lookups)], ConversionOptions(), NOW).objects
+        objects = convert([Findings(entity, lookups)], ConversionOptions(), NOW).objects
         updated = next(o for o in objects if o["id"] == entity.stix_id)
         (reference,) = updated["extensions"][SCO_EXTENSION]["external_references"]
         assert reference["url"] == url and urlsplit(reference["url"]).hostname == "malbeacon.com"

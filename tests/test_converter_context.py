@@ -6,8 +6,9 @@ import pytest
 
 from malbeacon_connector.malbeacon.records import parse_records
 from malbeacon_connector.pipeline import entity_for_value
-from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
+from malbeacon_connector.stix.convert import convert
 from malbeacon_connector.stix.ids import autonomous_system_id, infrastructure_id, location_id, observable_id
+from malbeacon_connector.stix.models import ConversionOptions, Findings, Lookup
 from malbeacon_connector.tlp import marking_id
 from stix_checks import assert_valid_bundle, objects_of
 from test_converter import full_bundle
@@ -46,7 +47,7 @@ def convert_rows(
 ) -> tuple[list[dict], dict]:
     entity = entity_for_value(value, entity_type, tlp)
     lookup = Lookup(endpoint, parse_records(rows).records)
-    objects = convert([Enrichment(entity, [lookup])], ConversionOptions(**options), NOW).objects
+    objects = convert([Findings(entity, [lookup])], ConversionOptions(**options), NOW).objects
     assert_valid_bundle(full_bundle(objects, entity.stix_object))
     return objects, entity.stix_object
 
@@ -256,7 +257,7 @@ def test_records_of_several_lookups_are_merged_into_one_graph():
         Lookup("c2", parse_records([beacon(c2domain="NA", c2="NA", actorip="192.0.2.1")]).records),
         Lookup("actorip", parse_records([beacon()]).records),
     ]
-    objects = convert([Enrichment(entity, lookups)], ConversionOptions(), NOW).objects
+    objects = convert([Findings(entity, lookups)], ConversionOptions(), NOW).objects
     assert {p["name"] for p in objects_of(objects, "infrastructure")} == {
         "C2 panel 198.51.100.23",
         "C2 panel panel.example.net",

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from malbeacon_connector.malbeacon.records import MAX_FIELD_CHARS, MAX_TAGS, parse_records
 from malbeacon_connector.memo import MEMO_KEY_CHARS, short_memo
 from malbeacon_connector.pipeline import entity_for_value
-from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
+from malbeacon_connector.stix.convert import convert
+from malbeacon_connector.stix.models import ConversionOptions, Findings, Lookup
 from malbeacon_connector.text import clean_text
 from malbeacon_connector.values import normalise_hostname, normalise_ip, normalise_url, parse_asn, parse_country
 from stix_checks import assert_valid_bundle
@@ -30,7 +31,7 @@ def parse_one(**fields: object):
 
 def bundle_of(rows: list[object], value: str = "panel.example.net", entity_type: str = "Domain-Name") -> dict:
     entity = entity_for_value(value, entity_type, "TLP:AMBER")
-    objects = convert([Enrichment(entity, [Lookup("c2", parse_records(rows).records)])], ConversionOptions(), NOW)
+    objects = convert([Findings(entity, [Lookup("c2", parse_records(rows).records)])], ConversionOptions(), NOW)
     return full_bundle(objects.objects, entity.stix_object)
 
 
@@ -179,7 +180,7 @@ HOSTILE_ROWS = st.lists(st.dictionaries(st.sampled_from(FIELDS), HOSTILE_TEXT, m
 def test_hostile_records_always_give_a_valid_encodable_bundle(rows, valid_from, user_agents):
     entity = entity_for_value("panel.example.net", "Domain-Name", "TLP:GREEN")
     options = ConversionOptions(indicator_valid_from=valid_from, user_agents=user_agents)
-    objects = convert([Enrichment(entity, [Lookup("c2", parse_records(rows).records)])], options, NOW).objects
+    objects = convert([Findings(entity, [Lookup("c2", parse_records(rows).records)])], options, NOW).objects
     if not objects:
         return
     bundle = full_bundle(objects, entity.stix_object)
@@ -225,8 +226,8 @@ def test_an_indicator_is_as_restrictive_as_its_value_wherever_the_value_comes_fr
     as_actor = Lookup("c2", parse_records([{**ROW, "actorhostname": "shared.example.com"}]).records)
     as_c2 = Lookup("c2", parse_records([{**ROW, "actorip": "192.0.2.9", "c2domain": "shared.example.com"}]).records)
     for order in (
-        [Enrichment(clear, [as_actor]), Enrichment(red, [as_c2])],
-        [Enrichment(red, [as_c2]), Enrichment(clear, [as_actor])],
+        [Findings(clear, [as_actor]), Findings(red, [as_c2])],
+        [Findings(red, [as_c2]), Findings(clear, [as_actor])],
     ):
         objects = convert(order, ConversionOptions(), NOW).objects
         (indicator,) = [o for o in objects if o.get("pattern") == "[domain-name:value = 'shared.example.com']"]

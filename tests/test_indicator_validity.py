@@ -9,7 +9,8 @@ import pytest
 from malbeacon_connector.cli import EXIT_OK, main
 from malbeacon_connector.malbeacon.records import parse_records
 from malbeacon_connector.pipeline import entity_for_value
-from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
+from malbeacon_connector.stix.convert import convert
+from malbeacon_connector.stix.models import ConversionOptions, Findings, Lookup
 from platform_rules import parse_time, revoked_on_arrival, stored_valid_until
 from stix_checks import objects_of
 
@@ -25,7 +26,7 @@ def beacon(tstamp: str, actorip: str = "198.51.100.23", actorhostname: str = "ho
 def indicators(rows: list[dict], **options: object) -> list[dict]:
     entity = entity_for_value("panel.example.net", "Domain-Name", "TLP:CLEAR")
     lookup = Lookup("c2", parse_records(rows).records)
-    return objects_of(convert([Enrichment(entity, [lookup])], ConversionOptions(**options), NOW).objects, "indicator")
+    return objects_of(convert([Findings(entity, [lookup])], ConversionOptions(**options), NOW).objects, "indicator")
 
 
 ROWS = {
@@ -70,7 +71,7 @@ def test_last_seen_never_starts_after_the_enrichment():
 def test_indicators_can_be_switched_off_keeping_observables_infrastructure_and_relationships():
     entity = entity_for_value("panel.example.net", "Domain-Name", "TLP:CLEAR")
     lookup = Lookup("c2", parse_records(ROWS["old and recent"]).records)
-    objects = convert([Enrichment(entity, [lookup])], ConversionOptions(indicators=False), NOW).objects
+    objects = convert([Findings(entity, [lookup])], ConversionOptions(indicators=False), NOW).objects
     assert objects_of(objects, "indicator") == []
     assert {o["value"] for o in objects_of(objects, "ipv4-addr")} == {"192.0.2.44"}
     assert objects_of(objects, "infrastructure")

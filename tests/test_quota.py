@@ -10,7 +10,7 @@ from malbeacon_connector.malbeacon.cache import AnswerCache, RateLimiter
 from malbeacon_connector.malbeacon.client import MalbeaconClient, client_from_settings
 from malbeacon_connector.malbeacon.errors import BadResponse, Unavailable
 from malbeacon_connector.malbeacon.simulator import Fault, MalbeaconSimulator
-from malbeacon_connector.pipeline import enrich, entity_for_value
+from malbeacon_connector.pipeline import entity_for_value, look_up
 from malbeacon_connector.settings import MalbeaconSettings
 
 
@@ -64,8 +64,8 @@ def settings_for(simulator: MalbeaconSimulator, **values: object) -> MalbeaconSe
 def test_re_enriching_within_the_ttl_costs_no_api_call_found_or_not(simulator):
     client = client_from_settings(settings_for(simulator))
     for value in ("203.0.113.7", "198.51.100.250"):
-        first = enrich(client, entity_for_value(value, "IPv4-Addr", "TLP:CLEAR"), ["c2"])
-        again = enrich(client, entity_for_value(value, "IPv4-Addr", "TLP:CLEAR"), ["c2"])
+        first = look_up(client, entity_for_value(value, "IPv4-Addr", "TLP:CLEAR"), ["c2"])
+        again = look_up(client, entity_for_value(value, "IPv4-Addr", "TLP:CLEAR"), ["c2"])
         assert (first.api_calls, first.cached, again.api_calls, again.cached) == (1, 0, 0, 1)
         assert [r.seen_at for r in again.parsed.records] == [r.seen_at for r in first.parsed.records]
         assert again.summary().endswith("[0 API calls, 1 answered by the cache]")
@@ -122,7 +122,7 @@ def test_only_the_newest_records_are_kept_and_the_rest_are_named():
     rows.append({"tstamp": "NA", "actorip": "192.0.2.99"})
     with MalbeaconSimulator({"c2": {"203.0.113.7": rows}}) as simulator:
         client = client_from_settings(settings_for(simulator))
-        result = enrich(client, entity_for_value("203.0.113.7", "IPv4-Addr", "TLP:CLEAR"), ["c2"], max_records=3)
+        result = look_up(client, entity_for_value("203.0.113.7", "IPv4-Addr", "TLP:CLEAR"), ["c2"], max_records=3)
     kept = [record.actor_ip.value for lookup in result.lookups for record in lookup.records]
     assert sorted(kept) == ["192.0.2.10", "192.0.2.8", "192.0.2.9"]
     assert result.left_out == 8
@@ -143,7 +143,7 @@ def test_only_the_newest_records_are_kept_and_the_rest_are_named():
 def test_the_cost_counts_every_request_the_quota_counts(simulator, make_client, failures, cost):
     if failures:
         simulator.add_fault(Fault(kind="status", status=503, times=failures))
-    result = enrich(make_client(), entity_for_value("203.0.113.7", "IPv4-Addr", "TLP:CLEAR"), ["c2"])
+    result = look_up(make_client(), entity_for_value("203.0.113.7", "IPv4-Addr", "TLP:CLEAR"), ["c2"])
     assert result.summary().endswith(cost)
     assert len(simulator.api_requests()) == result.api_calls
     assert (result.error is not None) is (failures > 2)

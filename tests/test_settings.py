@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from malbeacon_connector.opencti.connector import helper_config
-from malbeacon_connector.settings import EnrichSettings, Settings, SettingsError, load_settings, read_config_file
+from malbeacon_connector.opencti.lifecycle import helper_config
+from malbeacon_connector.settings import CommandLineSettings, Settings, SettingsError, load_settings, read_config_file
 
 API_KEY = "mb-5ecret-K3y-0f-the-tests"
 TOKEN = "0pencti-t0ken-0f-the-tests"
@@ -167,7 +167,7 @@ def test_scope_from_config_file_as_list_or_string(monkeypatch, config_file, yaml
 def test_max_tlp_is_normalised(monkeypatch, config_file, text, expected):
     """MALBEACON_MAX_TLP accepts any spelling normalise_tlp does and keeps the canonical name."""
     set_env(monkeypatch, MALBEACON_API_KEY=API_KEY, MALBEACON_MAX_TLP=text)
-    assert load_settings(EnrichSettings, config_file=config_file).malbeacon.max_tlp == expected
+    assert load_settings(CommandLineSettings, config_file=config_file).malbeacon.max_tlp == expected
 
 
 @pytest.mark.parametrize(("text", "expected"), [("WARNING", "warn"), ("Info", "info"), (" DEBUG ", "debug")])
@@ -277,14 +277,14 @@ def test_secrets_never_appear_in_the_error(monkeypatch, config_file):
 def test_enrich_settings_need_only_the_malbeacon_key(monkeypatch, config_file):
     """The standalone enrichment loads without any OPENCTI_* or CONNECTOR_* setting."""
     set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
-    settings = load_settings(EnrichSettings, config_file=config_file)
+    settings = load_settings(CommandLineSettings, config_file=config_file)
     assert settings.malbeacon.api_key.get_secret_value() == API_KEY
     assert settings.malbeacon.indicator_score_level == 50
 
 
 def test_enrich_settings_report_only_the_missing_key(config_file):
-    """Without a key, EnrichSettings reports MALBEACON_API_KEY and nothing else."""
-    problems = problems_of(EnrichSettings, config_file)
+    """Without a key, CommandLineSettings reports MALBEACON_API_KEY and nothing else."""
+    problems = problems_of(CommandLineSettings, config_file)
     assert len(problems) == 1
     assert problems[0].startswith("MALBEACON_API_KEY (malbeacon.api_key): required")
 
@@ -321,21 +321,23 @@ def test_empty_config_file_is_fine(monkeypatch, config_file, content):
     """An empty config.yml means no settings from the file."""
     config_file.write_text(content, encoding="utf-8")
     set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
-    assert load_settings(EnrichSettings, config_file=config_file).malbeacon.max_retries == 2
+    assert load_settings(CommandLineSettings, config_file=config_file).malbeacon.max_retries == 2
 
 
 def test_absent_config_file_is_fine(monkeypatch, tmp_path):
     """No config.yml, at the given path or in the working directory, is not an error."""
     set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
     assert not (tmp_path / "config.yml").exists()
-    assert load_settings(EnrichSettings).malbeacon.max_tlp == "TLP:AMBER"
-    assert load_settings(EnrichSettings, config_file=tmp_path / "nowhere" / "config.yml").malbeacon.max_retries == 2
+    assert load_settings(CommandLineSettings).malbeacon.max_tlp == "TLP:AMBER"
+    assert (
+        load_settings(CommandLineSettings, config_file=tmp_path / "nowhere" / "config.yml").malbeacon.max_retries == 2
+    )
 
 
 def test_default_config_file_is_read_from_the_working_directory(monkeypatch, tmp_path):
     """Without a path, config.yml in the working directory is read."""
     (tmp_path / "config.yml").write_text(f"malbeacon:\n  api_key: {API_KEY}\n  max_retries: 7\n", encoding="utf-8")
-    assert load_settings(EnrichSettings).malbeacon.max_retries == 7
+    assert load_settings(CommandLineSettings).malbeacon.max_retries == 7
 
 
 @given(st.integers())
@@ -345,18 +347,19 @@ def test_score_level_is_accepted_exactly_from_0_to_100(score):
         set_env(monkeypatch, MALBEACON_API_KEY=API_KEY, MALBEACON_INDICATOR_SCORE_LEVEL=str(score))
         if 0 <= score <= 100:
             assert (
-                load_settings(EnrichSettings, config_file=Path("absent.yml")).malbeacon.indicator_score_level == score
+                load_settings(CommandLineSettings, config_file=Path("absent.yml")).malbeacon.indicator_score_level
+                == score
             )
         else:
             with pytest.raises(SettingsError) as raised:
-                load_settings(EnrichSettings, config_file=Path("absent.yml"))
+                load_settings(CommandLineSettings, config_file=Path("absent.yml"))
             assert len(raised.value.problems) == 1
             assert raised.value.problems[0].startswith("MALBEACON_INDICATOR_SCORE_LEVEL (")
 
 
 def test_lookups_and_context_switches_have_documented_defaults_and_read_lists(monkeypatch, config_file):
     set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
-    defaults = load_settings(EnrichSettings, config_file=config_file).malbeacon
+    defaults = load_settings(CommandLineSettings, config_file=config_file).malbeacon
     assert (defaults.ip_lookups, defaults.domain_lookups) == (("c2",), ("c2",))
     assert (defaults.create_infrastructure, defaults.add_autonomous_systems, defaults.add_countries) == (True,) * 3
     assert (defaults.add_labels, defaults.add_seen_times, defaults.add_user_agents) == (True, True, False)
@@ -367,7 +370,7 @@ def test_lookups_and_context_switches_have_documented_defaults_and_read_lists(mo
         MALBEACON_ADD_USER_AGENTS="true",
         CONNECTOR_SCOPE="url,user-agent",
     )
-    chosen = load_settings(EnrichSettings, config_file=config_file).malbeacon
+    chosen = load_settings(CommandLineSettings, config_file=config_file).malbeacon
     assert chosen.ip_lookups == ("c2", "actorip", "c2ip")
     assert chosen.domain_lookups == ("actorhostname",)
     assert chosen.add_user_agents is True
@@ -375,7 +378,7 @@ def test_lookups_and_context_switches_have_documented_defaults_and_read_lists(mo
 
 def test_indicator_and_auto_enrichment_settings_have_documented_defaults(monkeypatch, config_file):
     set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
-    defaults = load_settings(EnrichSettings, config_file=config_file).malbeacon
+    defaults = load_settings(CommandLineSettings, config_file=config_file).malbeacon
     assert (defaults.create_indicators, defaults.indicator_valid_from) == (True, "enrichment")
     assert defaults.skip_own_auto_enrichments is True
     set_env(
@@ -384,7 +387,7 @@ def test_indicator_and_auto_enrichment_settings_have_documented_defaults(monkeyp
         MALBEACON_INDICATOR_VALID_FROM=" Last-Seen ",
         MALBEACON_SKIP_OWN_AUTO_ENRICHMENTS="false",
     )
-    chosen = load_settings(EnrichSettings, config_file=config_file).malbeacon
+    chosen = load_settings(CommandLineSettings, config_file=config_file).malbeacon
     assert (chosen.create_indicators, chosen.indicator_valid_from) == (False, "last_seen")
     assert chosen.skip_own_auto_enrichments is False
 
@@ -392,7 +395,7 @@ def test_indicator_and_auto_enrichment_settings_have_documented_defaults(monkeyp
 def test_credentials_in_the_base_url_are_not_echoed(monkeypatch, config_file):
     set_env(monkeypatch, MALBEACON_API_KEY=API_KEY, MALBEACON_API_BASE_URL="https://user:s3cr3t@api.example.com/v1")
     with pytest.raises(SettingsError) as raised:
-        load_settings(EnrichSettings, config_file=config_file)
+        load_settings(CommandLineSettings, config_file=config_file)
     assert "s3cr3t" not in str(raised.value)
 
 
@@ -400,7 +403,7 @@ def test_credentials_in_the_base_url_are_not_echoed(monkeypatch, config_file):
 def test_an_api_key_that_cannot_travel_in_a_header_is_refused_at_start_up(monkeypatch, config_file, key):
     set_env(monkeypatch, MALBEACON_API_KEY=key)
     with pytest.raises(SettingsError) as raised:
-        load_settings(EnrichSettings, config_file=config_file)
+        load_settings(CommandLineSettings, config_file=config_file)
     assert "MALBEACON_API_KEY" in str(raised.value) and "printable ASCII" in str(raised.value)
     assert key not in str(raised.value)
 
@@ -409,9 +412,9 @@ def test_the_api_key_can_come_from_a_file_such_as_a_docker_secret(monkeypatch, c
     secret = tmp_path / "malbeacon_api_key"
     secret.write_text(f"  {API_KEY}\n", encoding="utf-8")
     set_env(monkeypatch, MALBEACON_API_KEY_FILE=str(secret))
-    assert load_settings(EnrichSettings, config_file=config_file).malbeacon.api_key.get_secret_value() == API_KEY
+    assert load_settings(CommandLineSettings, config_file=config_file).malbeacon.api_key.get_secret_value() == API_KEY
     set_env(monkeypatch, MALBEACON_API_KEY="from-the-environment")  # the variable wins over the file
-    assert load_settings(EnrichSettings, config_file=config_file).malbeacon.api_key.get_secret_value() == (
+    assert load_settings(CommandLineSettings, config_file=config_file).malbeacon.api_key.get_secret_value() == (
         "from-the-environment"
     )
 
@@ -423,7 +426,7 @@ def test_an_unreadable_or_empty_key_file_is_reported(monkeypatch, config_file, t
         secret.write_text(content, encoding="utf-8")
     set_env(monkeypatch, MALBEACON_API_KEY_FILE=str(secret))
     with pytest.raises(SettingsError) as raised:
-        load_settings(EnrichSettings, config_file=config_file)
+        load_settings(CommandLineSettings, config_file=config_file)
     (problem,) = raised.value.problems
     assert problem.startswith("MALBEACON_API_KEY (malbeacon.api_key): ")
     assert ("cannot be read" in problem) if content is None else True
@@ -468,7 +471,7 @@ def test_an_empty_key_variable_lets_the_key_file_give_the_key(monkeypatch, confi
     secret = tmp_path / "malbeacon_api_key"
     secret.write_text(API_KEY, encoding="utf-8")
     set_env(monkeypatch, MALBEACON_API_KEY="", MALBEACON_API_KEY_FILE=str(secret))
-    assert load_settings(EnrichSettings, config_file=config_file).malbeacon.api_key.get_secret_value() == API_KEY
+    assert load_settings(CommandLineSettings, config_file=config_file).malbeacon.api_key.get_secret_value() == API_KEY
 
 
 def test_unknown_sections_and_malbeacon_keys_are_refused_with_the_closest_known_name(monkeypatch, config_file):
@@ -487,7 +490,7 @@ def test_unknown_sections_and_malbeacon_keys_are_refused_with_the_closest_known_
         "malbeacon.colour: unknown setting",
         "MALBEACON_MAX_RETRIES (malbeacon.max_retries): 11 is not an integer from 0 to 10",
     ]
-    assert problems_of(EnrichSettings, config_file)[:5] == problems_of(Settings, config_file)[:5]
+    assert problems_of(CommandLineSettings, config_file)[:5] == problems_of(Settings, config_file)[:5]
 
 
 def test_pycti_keys_of_the_opencti_connector_and_mq_sections_pass_through(monkeypatch, config_file):
@@ -514,23 +517,25 @@ def test_an_explicit_config_file_that_cannot_be_read_is_reported_by_name(monkeyp
     reason = {"missing": "No such file or directory", "directory": "not a regular file", "device": "not a regular file"}
     set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
     with pytest.raises(SettingsError) as raised:
-        load_settings(EnrichSettings, config_file=path, required=True)
+        load_settings(CommandLineSettings, config_file=path, required=True)
     assert raised.value.problems == [f"{path}: cannot be read ({reason[kind]})"]
-    assert load_settings(EnrichSettings, config_file=path).malbeacon.max_retries == 2  # not named: ignored
+    assert load_settings(CommandLineSettings, config_file=path).malbeacon.max_retries == 2  # not named: ignored
 
 
 def test_a_config_file_larger_than_1_mib_is_refused(monkeypatch, config_file):
     config_file.write_text("# padding\n" * (1024 * 1024 // 10 + 1), encoding="utf-8")
     set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
-    assert problems_of(EnrichSettings, config_file) == [f"{config_file}: cannot be read (larger than 1 MiB)"]
+    assert problems_of(CommandLineSettings, config_file) == [f"{config_file}: cannot be read (larger than 1 MiB)"]
 
 
 def test_a_key_file_is_read_up_to_4_kib_and_refused_beyond(monkeypatch, config_file, tmp_path):
     secret = tmp_path / "key"
     secret.write_text("k" * 4096, encoding="utf-8")
     set_env(monkeypatch, MALBEACON_API_KEY_FILE=str(secret))
-    assert load_settings(EnrichSettings, config_file=config_file).malbeacon.api_key.get_secret_value() == "k" * 4096
+    assert (
+        load_settings(CommandLineSettings, config_file=config_file).malbeacon.api_key.get_secret_value() == "k" * 4096
+    )
     secret.write_text("k" * 4097, encoding="utf-8")
-    assert problems_of(EnrichSettings, config_file) == [
+    assert problems_of(CommandLineSettings, config_file) == [
         f"MALBEACON_API_KEY (malbeacon.api_key): MALBEACON_API_KEY_FILE '{secret}' cannot be read (larger than 4 KiB)"
     ]

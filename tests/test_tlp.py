@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from malbeacon_connector.malbeacon.records import parse_records
 from malbeacon_connector.pipeline import entity_for_value
-from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
+from malbeacon_connector.stix.convert import convert
 from malbeacon_connector.stix.ids import infrastructure_id, observable_id
+from malbeacon_connector.stix.models import ConversionOptions, Findings, Lookup
 from malbeacon_connector.tlp import (
     MARKING_DEFINITIONS,
     TLP2_EXTENSION_ID,
@@ -148,12 +149,12 @@ def beacon(**fields: str) -> dict:
     return {**row, "tstamp": "2021-03-04 08:12:45", **fields}
 
 
-def enrichment(value: str, tlp: str, *rows: dict) -> Enrichment:
+def enrichment(value: str, tlp: str, *rows: dict) -> Findings:
     entity_type = "IPv4-Addr" if value[0].isdigit() else "Domain-Name"
-    return Enrichment(entity_for_value(value, entity_type, tlp), [Lookup("c2", parse_records(list(rows)).records)])
+    return Findings(entity_for_value(value, entity_type, tlp), [Lookup("c2", parse_records(list(rows)).records)])
 
 
-def converted(enrichments: list[Enrichment], **options: bool) -> dict[str, dict]:
+def converted(enrichments: list[Findings], **options: bool) -> dict[str, dict]:
     """The objects of one conversion by id."""
     return {o["id"]: o for o in convert(enrichments, ConversionOptions(**options), NOW).objects}
 
@@ -169,7 +170,7 @@ def touching(objects: dict[str, dict], object_id: str) -> list[dict]:
     ]
 
 
-def assert_shared_object_is_red(enrichments: list[Enrichment], stix_id: str, **options: bool) -> dict[str, dict]:
+def assert_shared_object_is_red(enrichments: list[Findings], stix_id: str, **options: bool) -> dict[str, dict]:
     """In both orders: the shared object and every relationship touching it are TLP:RED."""
     for order in (enrichments, enrichments[::-1]):
         objects = converted(order, **options)

@@ -7,7 +7,7 @@ import pytest
 from pycti.connector.opencti_connector_helper import ListenQueue
 
 from malbeacon_connector.malbeacon.errors import Unavailable
-from malbeacon_connector.opencti.connector import EnrichmentFailed, MalbeaconConnector
+from malbeacon_connector.opencti.connector import MalbeaconConnector, WorkFailed
 from malbeacon_connector.opencti.trigger import INTERNAL_KEY, author_id, capture_internal, is_automatic
 from malbeacon_connector.settings import Settings, settings_from
 from malbeacon_connector.stix.builder import AUTHOR_ID
@@ -141,7 +141,7 @@ def looked_up(handler: MalbeaconConnector, client: CountingClient, data: dict) -
     """Whether handling the message asked Malbeacon (the counting client makes every lookup fail)."""
     try:
         result = handler.process_message(data)
-    except EnrichmentFailed:
+    except WorkFailed:
         assert client.lookups == 1
         return True
     assert client.lookups == 0 and "created by this connector" in result and "enrich it manually" in result

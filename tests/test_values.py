@@ -25,7 +25,10 @@ RFC1123_HOSTNAME = re.compile(
     r"(?![0-9]+\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z"  # a last label that is not all digits
 )
 
-LABELS = st.from_regex(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z", fullmatch=True)
+# hyphens at positions 3-4 would make an IDNA A-label (`xn--`), which must decode: left out here
+LABELS = st.from_regex(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z", fullmatch=True).filter(
+    lambda label: label[2:4] != "--"
+)
 LAST_LABELS = LABELS.filter(lambda label: not label.isdigit())
 
 

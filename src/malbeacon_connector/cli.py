@@ -18,13 +18,16 @@ from malbeacon_connector import __version__
 from malbeacon_connector.malbeacon.client import client_from_settings
 from malbeacon_connector.malbeacon.simulator import MalbeaconSimulator, load_sample_data, read_data_file
 from malbeacon_connector.opencti.gate import canonical_type
-from malbeacon_connector.pipeline import EnrichmentResult, conversion_options, enrich, entity_for_value, lookup_plan
+from malbeacon_connector.pipeline import LookupOutcome, conversion_options, entity_for_value, look_up, lookup_plan
 from malbeacon_connector.settings import (
     DEFAULT_CONFIG_FILE,
-    EnrichSettings,
+    CommandLineSettings,
     MalbeaconSettings,
+    Settings,
     SettingsError,
     load_settings,
+    read_config_file,
+    settings_from,
 )
 from malbeacon_connector.stix.bundle import make_bundle, merge_objects
 from malbeacon_connector.stix.convert import convert
@@ -125,14 +128,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_file, required = (DEFAULT_CONFIG_FILE, False) if args.config is None else (args.config, True)
     try:
         if args.command == "enrich":
-            return run_enrich(args, load_settings(EnrichSettings, config_file, required).malbeacon)
+            return run_enrich(args, load_settings(CommandLineSettings, config_file, required).malbeacon)
         if args.command == "simulate":
             return run_simulator(args)
         if args.command == "demo":
             return run_demo(args)
-        from malbeacon_connector.opencti.connector import run  # pycti is imported only to run the connector
+        content = read_config_file(config_file, required)
+        settings = settings_from(Settings, content)
+        from malbeacon_connector.opencti.lifecycle import run  # pycti is imported only to run the connector
 
-        return run(config_file, required)
+        return run(settings, content)
     except (SettingsError, UsageError) as error:
         print(f"malbeacon-connector: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -194,7 +199,7 @@ def run_enrich(args: argparse.Namespace, settings: MalbeaconSettings) -> int:
 
 def enrich_values(
     targets: Sequence[tuple[str, str]], tlp: str, settings: MalbeaconSettings, progress: TextIO | None = None
-) -> list[EnrichmentResult]:
+) -> list[LookupOutcome]:
     """Enrich each `(value, entity type)` with the settings' client, reporting progress if asked."""
     client = client_from_settings(settings)
     plan = lookup_plan(settings)
@@ -202,7 +207,7 @@ def enrich_values(
     try:
         for done, (value, entity_type) in enumerate(targets, start=1):
             entity = entity_for_value(value, entity_type, tlp)
-            results.append(enrich(client, entity, plan[entity_type], settings.max_records))
+            results.append(look_up(client, entity, plan[entity_type], settings.max_records))
             if progress is not None:
                 _draw_progress(progress, done, len(targets))
     finally:
@@ -210,9 +215,9 @@ def enrich_values(
     return results
 
 
-def bundle_for(results: Sequence[EnrichmentResult], settings: MalbeaconSettings) -> dict:
+def bundle_for(results: Sequence[LookupOutcome], settings: MalbeaconSettings) -> dict:
     """One bundle: the enriched values (updated when found) and everything derived from them."""
-    enrichments = [result.as_enrichment() for result in results]
+    enrichments = [result.as_findings() for result in results]
     conversion = convert(enrichments, conversion_options(settings), now=datetime.now(UTC))
     originals = [result.entity.stix_object for result in results]
     markings = {
@@ -289,7 +294,7 @@ def _counted(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-def _print_summary(results: Sequence[EnrichmentResult], bundle: dict, output: str) -> None:
+def _print_summary(results: Sequence[LookupOutcome], bundle: dict, output: str) -> None:
     for result in results:
         print(result.summary(), file=sys.stderr)
     counts: dict[str, int] = {}

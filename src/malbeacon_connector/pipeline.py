@@ -5,24 +5,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from malbeacon_connector.malbeacon.client import MalbeaconClient
+from malbeacon_connector.malbeacon.endpoints import endpoints_for
 from malbeacon_connector.malbeacon.errors import MalbeaconError
 from malbeacon_connector.malbeacon.records import ParsedRecords, parse_records
 from malbeacon_connector.settings import MalbeaconSettings
-from malbeacon_connector.stix.convert import ConversionOptions, EnrichedEntity, Enrichment, Lookup
 from malbeacon_connector.stix.ids import observable_id
+from malbeacon_connector.stix.models import ConversionOptions, EnrichedEntity, Findings, Lookup
 from malbeacon_connector.tlp import marking_id
 from malbeacon_connector.values import STIX_TYPES
 
 
 def lookup_plan(settings: MalbeaconSettings) -> dict[str, tuple[str, ...]]:
-    """Which Malbeacon endpoints each entity type asks (one API call each)."""
-    return {
-        "IPv4-Addr": settings.ip_lookups,
-        "IPv6-Addr": settings.ip_lookups,
-        "Domain-Name": settings.domain_lookups,
-        "Url": ("c2",),
-        "User-Agent": ("useragent",),
-    }
+    """Which Malbeacon endpoints each entity type asks (one API call each): those configured for IP
+    addresses and domain names, the only one for the other types."""
+    configured = {"IPv4-Addr": settings.ip_lookups, "IPv6-Addr": settings.ip_lookups}
+    configured["Domain-Name"] = settings.domain_lookups
+    return {entity_type: configured.get(entity_type, endpoints_for(entity_type)) for entity_type in STIX_TYPES}
 
 
 def conversion_options(settings: MalbeaconSettings) -> ConversionOptions:
@@ -41,7 +39,7 @@ def conversion_options(settings: MalbeaconSettings) -> ConversionOptions:
 
 
 @dataclass
-class EnrichmentResult:
+class LookupOutcome:
     """What the lookups of one entity gave: records, or the failure that stopped them."""
 
     entity: EnrichedEntity
@@ -58,9 +56,9 @@ class EnrichmentResult:
     def found(self) -> bool:
         return self.error is None and bool(self.parsed.records)
 
-    def as_enrichment(self) -> Enrichment:
+    def as_findings(self) -> Findings:
         """The input of the converter (no lookups when one of them failed)."""
-        return Enrichment(self.entity, self.lookups if self.error is None else [])
+        return Findings(self.entity, self.lookups if self.error is None else [])
 
     def summary(self, objects_sent: int | None = None) -> str:
         """One line: what was asked, what came of it (and how many objects were sent), what it cost."""
@@ -100,12 +98,12 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def enrich(
+def look_up(
     client: MalbeaconClient, entity: EnrichedEntity, endpoints: Sequence[str], max_records: int = 10_000
-) -> EnrichmentResult:
+) -> LookupOutcome:
     """Ask Malbeacon every endpoint for the entity's value (stopping at the first failure); keep the
     `max_records` newest records."""
-    result = EnrichmentResult(entity, max_records=max_records)
+    result = LookupOutcome(entity, max_records=max_records)
     for endpoint in endpoints:
         sent_before = client.requests_sent
         try:
@@ -125,7 +123,7 @@ def enrich(
     return result
 
 
-def _keep_newest(result: EnrichmentResult, max_records: int) -> None:
+def _keep_newest(result: LookupOutcome, max_records: int) -> None:
     """Keep the newest records of all lookups (undated ones last) and count the others."""
     total = sum(len(lookup.records) for lookup in result.lookups)
     if total <= max_records:

@@ -18,14 +18,13 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from malbeacon_connector.malbeacon.endpoints import DOMAIN_ENDPOINTS, IP_ENDPOINTS
 from malbeacon_connector.stix.validity import VALID_FROM_CHOICES
 from malbeacon_connector.tlp import ALLOWED_TLP_TEXT, TLP_LEVELS, normalise_tlp
 from malbeacon_connector.values import STIX_TYPES
 
 DEFAULT_BASE_URL = "https://api.malbeacon.com/v1/"
 DEFAULT_SCOPE: tuple[str, ...] = ("IPv4-Addr", "IPv6-Addr", "Domain-Name")
-IP_ENDPOINTS = ("c2", "c2ip", "actorip")
-DOMAIN_ENDPOINTS = ("c2", "actorhostname")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 _LOG_LEVEL_ALIASES = {"warning": "warn"}
 _PLACEHOLDERS = {"changeme", "change-me", "change_me", ""}
@@ -382,7 +381,7 @@ class _LayeredSettings(BaseSettings):
         return env_settings, init_settings
 
 
-class EnrichSettings(_LayeredSettings):
+class CommandLineSettings(_LayeredSettings):
     """What the standalone enrichment needs: the Malbeacon settings only."""
 
     malbeacon: MalbeaconSettings = Field(default={}, validate_default=True)

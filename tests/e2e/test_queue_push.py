@@ -14,11 +14,12 @@ from malbeacon_connector.malbeacon.client import client_from_settings
 from malbeacon_connector.malbeacon.records import parse_records
 from malbeacon_connector.malbeacon.simulator import load_sample_data
 from malbeacon_connector.opencti import push
-from malbeacon_connector.opencti.connector import EnrichmentFailed, MalbeaconConnector
+from malbeacon_connector.opencti.connector import MalbeaconConnector, WorkFailed
 from malbeacon_connector.pipeline import entity_for_value
 from malbeacon_connector.settings import Settings, settings_from
 from malbeacon_connector.stix.bundle import make_bundle, merge_objects
-from malbeacon_connector.stix.convert import ConversionOptions, Enrichment, Lookup, convert
+from malbeacon_connector.stix.convert import convert
+from malbeacon_connector.stix.models import ConversionOptions, Findings, Lookup
 from malbeacon_connector.tlp import MARKING_DEFINITIONS
 
 from .broker import free_ports
@@ -42,7 +43,7 @@ def sample_bundle() -> str:
     value = "203.0.113.7"
     entity = entity_for_value(value, "IPv4-Addr", "TLP:GREEN")
     lookups = [Lookup("c2", parse_records(load_sample_data()["c2"][value]).records)]
-    objects = convert([Enrichment(entity, lookups)], ConversionOptions(), datetime.now(UTC)).objects
+    objects = convert([Findings(entity, lookups)], ConversionOptions(), datetime.now(UTC)).objects
     marking = MARKING_DEFINITIONS["TLP:GREEN"]
     return json.dumps(make_bundle(merge_objects([marking, entity.stix_object], objects)))
 
@@ -186,7 +187,7 @@ def test_sigterm_while_the_connector_pushes_ends_its_work_in_error_after_the_cur
         "enrichment_entity": fake_opencti.entity(standard_id),
     }
 
-    with pytest.raises(EnrichmentFailed, match=r"^the connector was stopped while sending the bundle: 4 of "):
+    with pytest.raises(WorkFailed, match=r"^the connector was stopped while sending the bundle: 4 of "):
         connector.process_message(data)
 
     messages = fake_opencti.take_pushed_messages(helper.connect_id, timeout=2)

@@ -20,6 +20,7 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from malbeacon_connector.malbeacon.cache import AnswerCache, RateLimiter
 from malbeacon_connector.malbeacon.deadline import Deadline, watched_session
+from malbeacon_connector.malbeacon.endpoints import ENDPOINTS
 from malbeacon_connector.malbeacon.errors import (
     BadResponse,
     Cancelled,
@@ -33,21 +34,6 @@ from malbeacon_connector.text import clean_text
 
 logger = logging.getLogger(__name__)
 
-ENDPOINTS = (
-    "c2",
-    "c2ip",
-    "actorip",
-    "actorhostname",
-    "useragent",
-    "cookie_id",
-    "tags",
-    "c2asnorg",
-    "actorasnorg",
-    "c2city",
-    "c2country",
-    "actorcity",
-    "actorcountrycode",
-)
 MAX_BACKOFF_SECONDS = 8.0
 MAX_RETRY_AFTER_SECONDS = 10.0
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024

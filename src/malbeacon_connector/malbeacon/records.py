@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class ActorIp:
+class IpAddress:
     """A validated IP address and its OpenCTI entity type (`IPv4-Addr` or `IPv6-Addr`)."""
 
     value: str
@@ -48,7 +48,7 @@ class BeaconRecord:
     """One beacon: somebody (the actor) logged into a C2 panel at a time."""
 
     seen_at: datetime | None = None
-    actor_ip: ActorIp | None = None
+    actor_ip: IpAddress | None = None
     actor_hostname: str | None = None
     actor_asn: AutonomousSystem | None = None
     actor_country: Country | None = None
@@ -58,7 +58,7 @@ class BeaconRecord:
     actor_location: str | None = None
     c2_url: str | None = None
     c2_domain: str | None = None
-    c2_domain_resolved: ActorIp | None = None
+    c2_domain_resolved: IpAddress | None = None
     c2_hostname: str | None = None
     c2_asn: AutonomousSystem | None = None
     c2_country: Country | None = None
@@ -124,9 +124,9 @@ def _required(normalise: Callable[[str], T | None], reason: str) -> Callable[[st
 
 
 @short_memo
-def _actor_ip(text: str) -> ActorIp | None:
+def _actor_ip(text: str) -> IpAddress | None:
     parsed = normalise_ip(text)
-    return ActorIp(*parsed) if parsed is not None else None
+    return IpAddress(*parsed) if parsed is not None else None
 
 
 @short_memo

@@ -26,80 +26,13 @@ from malbeacon_connector.gc_pause import gc_paused
 from malbeacon_connector.malbeacon.records import BeaconRecord
 from malbeacon_connector.stix.builder import StixBuilder, stix_time
 from malbeacon_connector.stix.enriched import updated_entity
+from malbeacon_connector.stix.models import Conversion, ConversionOptions, EnrichedEntity, Findings, Key, Lookup
 from malbeacon_connector.stix.validity import indicator_validity
 from malbeacon_connector.tlp import most_restrictive
 from malbeacon_connector.values import IP_TYPES, AutonomousSystem, Country, internal_address, url_host
 
 PORTAL_URL = "https://malbeacon.com/illuminate"
 MAX_LABELS = 50  # per object, first seen first
-ENDPOINT_ROLES = {"c2": "c2", "c2ip": "c2", "actorip": "actor", "actorhostname": "actor", "useragent": "user-agent"}
-
-Key = tuple[str, str]  # (OpenCTI entity type, value)
-
-
-@dataclass(frozen=True)
-class EnrichedEntity:
-    """The observable being enriched: its STIX form, OpenCTI type, value and TLP."""
-
-    stix_object: dict
-    entity_type: str
-    value: str
-    tlp: str = "TLP:CLEAR"
-
-    @property
-    def stix_id(self) -> str:
-        return self.stix_object["id"]
-
-    @property
-    def key(self) -> Key:
-        return self.entity_type, self.value
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """The records of one Malbeacon endpoint for the enriched value."""
-
-    endpoint: str
-    records: Sequence[BeaconRecord]
-
-    @property
-    def role(self) -> str:
-        """What the enriched value is in these records: the `c2`, the `actor`, or a `user-agent`."""
-        return ENDPOINT_ROLES[self.endpoint]
-
-
-@dataclass
-class Enrichment:
-    """One entity and the lookups made for it."""
-
-    entity: EnrichedEntity
-    lookups: Sequence[Lookup] = ()
-
-    @property
-    def records(self) -> list[BeaconRecord]:
-        return [record for lookup in self.lookups for record in lookup.records]
-
-
-@dataclass(frozen=True)
-class ConversionOptions:
-    """What to build besides actors and indicators; see the settings of the same names."""
-
-    score: int = 50
-    indicators: bool = True
-    indicator_valid_from: str = "enrichment"  # or "last_seen"; see validity.py
-    infrastructure: bool = True
-    autonomous_systems: bool = True
-    countries: bool = True
-    labels: bool = True
-    seen_times: bool = True
-    user_agents: bool = False
-
-
-@dataclass
-class Conversion:
-    """The new objects of a conversion, the updated enriched entities among them."""
-
-    objects: list[dict]
 
 
 @dataclass
@@ -378,7 +311,7 @@ def portal_url(value: str) -> str:
     return f"{PORTAL_URL}#{quote(value, safe='')}"
 
 
-def malbeacon_reference(enrichment: Enrichment) -> dict:
+def malbeacon_reference(enrichment: Findings) -> dict:
     """The external reference telling what Malbeacon knows of an enriched value; the same reference
     whatever the lookups (the platform adds references on upsert, never removes them)."""
     records = enrichment.records
@@ -393,13 +326,13 @@ def malbeacon_reference(enrichment: Enrichment) -> dict:
     }
 
 
-def convert(enrichments: Sequence[Enrichment], options: ConversionOptions, now: datetime) -> Conversion:
+def convert(enrichments: Sequence[Findings], options: ConversionOptions, now: datetime) -> Conversion:
     """The STIX objects for some enrichments; entities with records come back updated."""
     with gc_paused():
         return _convert(enrichments, options, now)
 
 
-def _convert(enrichments: Sequence[Enrichment], options: ConversionOptions, now: datetime) -> Conversion:
+def _convert(enrichments: Sequence[Findings], options: ConversionOptions, now: datetime) -> Conversion:
     found = [enrichment for enrichment in enrichments if enrichment.records]
     if not found:
         return Conversion([])

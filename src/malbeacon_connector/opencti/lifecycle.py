@@ -1,0 +1,169 @@
+"""The connector's process: registration with OpenCTI, listening, and a clean stop.
+
+Registration is tried three times before exiting 1; SIGTERM stops taking messages, lets the one
+in progress finish (or cuts its lookup or its push short so that it ends in error), and exits
+within 10 s.
+"""
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import pycti.connector.opencti_connector_helper as pycti_helper
+from pycti import OpenCTIConnectorHelper
+
+from malbeacon_connector.malbeacon.client import MalbeaconClient, client_from_settings
+from malbeacon_connector.opencti.connector import MalbeaconConnector
+from malbeacon_connector.opencti.trigger import capture_internal
+from malbeacon_connector.settings import Settings
+
+START_ATTEMPTS = 3
+START_RETRY_SECONDS = 5.0
+STOP_GRACE_SECONDS = 6.0
+STOP_REPORT_SECONDS = 2.5
+
+
+def helper_config(settings: Settings, config_file_content: dict[str, Any]) -> dict[str, Any]:
+    """The configuration handed to pycti: the file's own sections with the validated values on top.
+
+    The Malbeacon section (with the API key) is never given to pycti.
+    """
+    config = {
+        section: dict(values)
+        for section, values in config_file_content.items()
+        if section != "malbeacon" and isinstance(values, dict)
+    }
+    config.setdefault("opencti", {}).update(url=settings.opencti.url, token=settings.opencti.token.get_secret_value())
+    config.setdefault("connector", {}).update(
+        id=settings.connector.id,
+        name=settings.connector.name,
+        type="INTERNAL_ENRICHMENT",
+        scope=",".join(settings.connector.scope),
+        auto=settings.connector.auto,
+        log_level=settings.connector.log_level,
+    )
+    return config
+
+
+class _Stopper:
+    """SIGTERM/SIGINT: stop taking messages; the one in progress is finished (or cut short) and reported."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.helper: OpenCTIConnectorHelper | None = None
+
+    def install(self) -> None:
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signal_number, self._on_signal)
+
+    def _on_signal(self, signal_number: int, frame: object) -> None:
+        self.requested.set()
+        queue = getattr(self.helper, "listen_queue", None)
+        if queue is None:
+            return
+        queue.exit_event.set()
+        connection = queue.pika_connection
+        if connection is not None and queue.channel is not None:
+            with contextlib.suppress(Exception):  # the connection may be closed already: exiting anyway
+                connection.add_callback_threadsafe(queue.channel.stop_consuming)
+
+
+def _busy(helper: OpenCTIConnectorHelper) -> bool:
+    """A message is being processed."""
+    handler = getattr(getattr(helper, "listen_queue", None), "thread", None)
+    return handler is not None and handler.is_alive()
+
+
+def _consuming(helper: OpenCTIConnectorHelper) -> bool:
+    """The helper is connected to the broker (it may be about to hand over a message)."""
+    connection = getattr(getattr(helper, "listen_queue", None), "pika_connection", None)
+    return connection is not None and connection.is_open
+
+
+def _finish(helper: OpenCTIConnectorHelper, listener: threading.Thread, client: MalbeaconClient) -> None:
+    """Let the message in progress finish; past the grace period, cut its lookup (or its push, before the next
+    transaction) short so that it ends in error."""
+    grace_end = time.monotonic() + STOP_GRACE_SECONDS
+    while listener.is_alive() and time.monotonic() < grace_end and (_busy(helper) or _consuming(helper)):
+        listener.join(timeout=0.1)
+    if listener.is_alive() and _busy(helper):
+        helper.connector_logger.warning("Stopping: the enrichment in progress is cut short")
+        client.cancel()
+        report_end = time.monotonic() + STOP_REPORT_SECONDS
+        while _busy(helper) and time.monotonic() < report_end:
+            listener.join(timeout=0.1)
+
+
+class _WithoutTraceback(logging.Filter):
+    """Keeps pycti's start-up errors to one line: our own message says what to do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def _start_helper(settings: Settings, config: dict[str, Any], stopper: _Stopper) -> OpenCTIConnectorHelper | None:
+    """The registered helper; None when asked to stop meanwhile; SystemExit(1) when OpenCTI stays unreachable."""
+    api_logger = logging.getLogger("api")
+    one_line = _WithoutTraceback()
+    api_logger.addFilter(one_line)
+    try:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return OpenCTIConnectorHelper(config, playbook_compatible=True)
+            except Exception as error:
+                reason = str(error).replace(settings.opencti.token.get_secret_value(), "***").splitlines()[0][:200]
+                print(
+                    f"malbeacon-connector: cannot register with OpenCTI at {settings.opencti.url} "
+                    f"(attempt {attempt}/{START_ATTEMPTS}): {error.__class__.__name__}: {reason}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            last = attempt == START_ATTEMPTS
+            if stopper.requested.is_set() or (not last and stopper.requested.wait(START_RETRY_SECONDS)):
+                return None
+    finally:
+        api_logger.removeFilter(one_line)
+    raise SystemExit(1)
+
+
+def run(settings: Settings, config_file_content: dict[str, Any]) -> int:
+    """Run the connector until SIGTERM (0); 1 when OpenCTI or the broker fails it (settings are valid)."""
+    stopper = _Stopper()
+    stopper.install()
+    helper = _start_helper(settings, helper_config(settings, config_file_content), stopper)
+    if helper is None:
+        return 0
+    stopper.helper = helper
+    if not capture_internal(getattr(pycti_helper, "ListenQueue", None)):
+        helper.connector_logger.info("This pycti keeps no message mode: automatic enrichments are told by work name")
+    client = client_from_settings(settings.malbeacon)
+    connector = MalbeaconConnector(settings, helper, client)
+    helper.connector_logger.info(
+        "Malbeacon connector listening",
+        {"scope": ",".join(settings.connector.scope), "max_tlp": settings.malbeacon.max_tlp},
+    )
+    listener = threading.Thread(target=helper.listen, args=(connector.process_message,), name="listen", daemon=True)
+    listener.start()
+    while listener.is_alive() and not stopper.requested.is_set():
+        listener.join(timeout=0.5)
+    status = 0
+    if stopper.requested.is_set():
+        _finish(helper, listener, client)
+        helper.connector_logger.info("Malbeacon connector stopped")
+    else:
+        print("malbeacon-connector: the listener stopped unexpectedly; see the log above", file=sys.stderr)
+        status = 1
+    ping = getattr(helper, "ping", None)
+    if ping is not None:
+        ping.stop()
+    client.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # the helper's broker threads are not daemons and may sleep up to 10 s
