@@ -47,11 +47,11 @@ def measure_once(values: list[str]) -> dict:
 
     settings = CommandLineSettings().malbeacon
     started = time.perf_counter()
-    results = enrich_values([(value, "IPv4-Addr") for value in values], "TLP:CLEAR", settings)
-    text = json.dumps(bundle_for(results, settings))
+    enriched = enrich_values([("IPv4-Addr", value) for value in values], "TLP:CLEAR", settings)
+    text = json.dumps(bundle_for(enriched))
     return {
         "seconds": time.perf_counter() - started,
-        "found": sum(result.found for result in results),
+        "found": sum(outcome.found for outcome in enriched.outcomes),
         "bundle_mb": len(text) / 1e6,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

@@ -113,8 +113,8 @@ def test_beacon_times_before_the_service_or_in_the_future_are_dropped(tstamp, ke
 
 
 def test_an_ipv4_mapped_ipv6_address_is_the_ipv4_address():
-    assert normalise_ip("::ffff:5.42.92.20") == ("5.42.92.20", "IPv4-Addr")
-    assert normalise_ip("::ffff:0:5.42.92.20") == ("::ffff:0:52a:5c14", "IPv6-Addr")  # IPv4-translated: not mapped
+    assert normalise_ip("::ffff:5.42.92.20") == ("IPv4-Addr", "5.42.92.20")
+    assert normalise_ip("::ffff:0:5.42.92.20") == ("IPv6-Addr", "::ffff:0:52a:5c14")  # IPv4-translated: not mapped
     record, _ = parse_one(actorip="::ffff:5.42.92.20")
     assert record.actor_ip is not None and record.actor_ip.key == ("IPv4-Addr", "5.42.92.20")
 

@@ -49,7 +49,7 @@ def test_parse_records_normalises_every_field_of_a_good_row():
     record, dropped = parse_one()
     assert record == BeaconRecord(
         seen_at=datetime(2020, 10, 22, 9, 4, 40, tzinfo=UTC),
-        actor_ip=IpAddress("198.51.100.23", "IPv4-Addr"),
+        actor_ip=IpAddress("IPv4-Addr", "198.51.100.23"),
         actor_hostname="host-23.example.net",
         actor_asn=AutonomousSystem(64500, "Example ISP"),
         actor_country=Country("NL", "Netherlands"),
@@ -59,7 +59,7 @@ def test_parse_records_normalises_every_field_of_a_good_row():
         actor_location="52.3740,4.8897",
         c2_url="http://c2.example.com/abc/hear.php?a=1&b=2",
         c2_domain="c2.example.com",
-        c2_domain_resolved=IpAddress("203.0.113.7", "IPv4-Addr"),
+        c2_domain_resolved=IpAddress("IPv4-Addr", "203.0.113.7"),
         c2_hostname="static.example.org",
         c2_asn=AutonomousSystem(64501, "Hoster"),
         c2_country=Country("DE", "Germany"),
@@ -97,9 +97,9 @@ def test_parse_records_treats_an_absent_field_as_missing():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("198.51.100.23", IpAddress("198.51.100.23", "IPv4-Addr")),
-        ("2001:DB8:0::17", IpAddress("2001:db8::17", "IPv6-Addr")),
-        (" 198.51.100.23 ", IpAddress("198.51.100.23", "IPv4-Addr")),
+        ("198.51.100.23", IpAddress("IPv4-Addr", "198.51.100.23")),
+        ("2001:DB8:0::17", IpAddress("IPv6-Addr", "2001:db8::17")),
+        (" 198.51.100.23 ", IpAddress("IPv4-Addr", "198.51.100.23")),
     ],
 )
 def test_parse_records_classifies_ip_addresses(text, expected):
@@ -131,7 +131,7 @@ def test_parse_records_counts_a_bad_timestamp_and_keeps_the_rest_of_the_row(text
     """An unreadable tstamp is counted and left out; the other fields of the row remain."""
     record, dropped = parse_one(tstamp=text)
     assert record.seen_at is None
-    assert record.actor_ip == IpAddress("198.51.100.23", "IPv4-Addr")
+    assert record.actor_ip == IpAddress("IPv4-Addr", "198.51.100.23")
     assert record.actor_hostname == "host-23.example.net"
     assert dropped == Counter({"tstamp: not a date and time": 1})
 
@@ -141,7 +141,7 @@ def test_parse_records_counts_a_timestamp_outside_the_utc_range(text):
     """A timestamp whose UTC conversion falls outside datetime's range is a bad field, not a crash."""
     record, dropped = parse_one(tstamp=text)
     assert record.seen_at is None
-    assert record.actor_ip == IpAddress("198.51.100.23", "IPv4-Addr")
+    assert record.actor_ip == IpAddress("IPv4-Addr", "198.51.100.23")
     assert dropped == Counter({"tstamp: not a date and time": 1})
 
 
@@ -213,7 +213,7 @@ def test_parse_records_counts_unusable_context_fields(field, value, reason):
     """Context that names nothing valid is left out and counted; nothing is invented from it."""
     record, dropped = parse_one(**{field: value})
     assert dropped == Counter({reason: 1})
-    assert record.actor_ip == IpAddress("198.51.100.23", "IPv4-Addr")
+    assert record.actor_ip == IpAddress("IPv4-Addr", "198.51.100.23")
 
 
 @pytest.mark.parametrize(
@@ -269,7 +269,7 @@ def test_a_bad_host_name_loses_only_that_field(hostname, reason):
     """The record with a bad host name is kept with its other fields."""
     record, dropped = parse_one(actorhostname=hostname)
     assert record.actor_hostname is None
-    assert record.actor_ip == IpAddress("198.51.100.23", "IPv4-Addr")
+    assert record.actor_ip == IpAddress("IPv4-Addr", "198.51.100.23")
     assert record.seen_at == datetime(2020, 10, 22, 9, 4, 40, tzinfo=UTC)
     assert dropped == Counter({reason: 1})
 

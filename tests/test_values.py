@@ -49,13 +49,13 @@ HOSTNAME_LIKE_TEXT = st.text(alphabet=string.ascii_letters + string.digits + "-.
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("203.0.113.7", ("203.0.113.7", "IPv4-Addr")),
-        ("  203.0.113.7\n", ("203.0.113.7", "IPv4-Addr")),
-        ("0.0.0.0", ("0.0.0.0", "IPv4-Addr")),
-        ("2001:db8::1", ("2001:db8::1", "IPv6-Addr")),
-        ("2001:0DB8:0000:0000:0000:0000:0000:0001", ("2001:db8::1", "IPv6-Addr")),
-        ("\t2001:DB8:0:0::1 ", ("2001:db8::1", "IPv6-Addr")),
-        ("::1", ("::1", "IPv6-Addr")),
+        ("203.0.113.7", ("IPv4-Addr", "203.0.113.7")),
+        ("  203.0.113.7\n", ("IPv4-Addr", "203.0.113.7")),
+        ("0.0.0.0", ("IPv4-Addr", "0.0.0.0")),
+        ("2001:db8::1", ("IPv6-Addr", "2001:db8::1")),
+        ("2001:0DB8:0000:0000:0000:0000:0000:0001", ("IPv6-Addr", "2001:db8::1")),
+        ("\t2001:DB8:0:0::1 ", ("IPv6-Addr", "2001:db8::1")),
+        ("::1", ("IPv6-Addr", "::1")),
     ],
 )
 def test_normalise_ip_classifies_by_value_and_canonicalises(text, expected):
@@ -176,9 +176,9 @@ def test_normalise_hostname_rejects_text_with_underscore_or_slash(base, forbidde
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("203.0.113.7", ("203.0.113.7", "IPv4-Addr")),
-        (" 2001:DB8::0:1 ", ("2001:db8::1", "IPv6-Addr")),
-        ("Example.COM.", ("example.com", "Domain-Name")),
+        ("203.0.113.7", ("IPv4-Addr", "203.0.113.7")),
+        (" 2001:DB8::0:1 ", ("IPv6-Addr", "2001:db8::1")),
+        ("Example.COM.", ("Domain-Name", "example.com")),
     ],
 )
 def test_normalise_value_infers_the_type(value, expected):
@@ -189,9 +189,9 @@ def test_normalise_value_infers_the_type(value, expected):
 @pytest.mark.parametrize(
     ("value", "entity_type", "expected"),
     [
-        ("203.0.113.7", "IPv4-Addr", ("203.0.113.7", "IPv4-Addr")),
-        ("2001:db8::1", "IPv6-Addr", ("2001:db8::1", "IPv6-Addr")),
-        ("Example.com", "Domain-Name", ("example.com", "Domain-Name")),
+        ("203.0.113.7", "IPv4-Addr", ("IPv4-Addr", "203.0.113.7")),
+        ("2001:db8::1", "IPv6-Addr", ("IPv6-Addr", "2001:db8::1")),
+        ("Example.com", "Domain-Name", ("Domain-Name", "example.com")),
     ],
 )
 def test_normalise_value_accepts_a_matching_explicit_type(value, entity_type, expected):
@@ -222,8 +222,8 @@ def test_normalise_value_rejects_a_mismatched_explicit_type(value, entity_type, 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("http://panel.example.com/gate.php?a=1", ("http://panel.example.com/gate.php?a=1", "Url")),
-        (" https://[2001:db8::7]/c2 ", ("https://[2001:db8::7]/c2", "Url")),
+        ("http://panel.example.com/gate.php?a=1", ("Url", "http://panel.example.com/gate.php?a=1")),
+        (" https://[2001:db8::7]/c2 ", ("Url", "https://[2001:db8::7]/c2")),
     ],
 )
 def test_normalise_value_infers_urls(value, expected):
@@ -232,7 +232,7 @@ def test_normalise_value_infers_urls(value, expected):
 
 def test_a_user_agent_is_accepted_only_when_named():
     agent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/118.0"
-    assert normalise_value(agent, "User-Agent") == (agent, "User-Agent")
+    assert normalise_value(agent, "User-Agent") == ("User-Agent", agent)
     with pytest.raises(ValueError):
         normalise_value(agent)
 
@@ -281,9 +281,9 @@ def test_parse_country_knows_iso_alpha_2_codes(code, expected):
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("http://203.0.113.7/panel/x.php", ("203.0.113.7", "IPv4-Addr")),
-        ("http://[2001:DB8::7]/c2", ("2001:db8::7", "IPv6-Addr")),
-        ("https://Panel.Example.NET:8443/gate", ("panel.example.net", "Domain-Name")),
+        ("http://203.0.113.7/panel/x.php", ("IPv4-Addr", "203.0.113.7")),
+        ("http://[2001:DB8::7]/c2", ("IPv6-Addr", "2001:db8::7")),
+        ("https://Panel.Example.NET:8443/gate", ("Domain-Name", "panel.example.net")),
         ("http://localhost/gate", None),
         ("http://_bad_.example.com/", None),
         ("not a url", None),

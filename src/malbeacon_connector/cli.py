@@ -18,7 +18,7 @@ from malbeacon_connector import __version__
 from malbeacon_connector.malbeacon.client import client_from_settings
 from malbeacon_connector.malbeacon.simulator import MalbeaconSimulator, load_sample_data, read_data_file
 from malbeacon_connector.opencti.gate import canonical_type
-from malbeacon_connector.pipeline import LookupOutcome, conversion_options, entity_for_value, look_up, lookup_plan
+from malbeacon_connector.pipeline import Enriched, LookupOutcome, enrich_entities, entity_for_value
 from malbeacon_connector.settings import (
     DEFAULT_CONFIG_FILE,
     CommandLineSettings,
@@ -30,8 +30,7 @@ from malbeacon_connector.settings import (
     settings_from,
 )
 from malbeacon_connector.stix.bundle import make_bundle, merge_objects
-from malbeacon_connector.stix.convert import convert
-from malbeacon_connector.tlp import ALLOWED_TLP_TEXT, MARKING_DEFINITIONS, normalise_tlp, tlp_rank
+from malbeacon_connector.tlp import ALLOWED_TLP_TEXT, MARKING_DEFINITIONS, marking_id, normalise_tlp, within
 from malbeacon_connector.values import STIX_TYPES, normalise_value
 
 EXIT_OK, EXIT_API_FAILED, EXIT_USAGE = 0, 1, 2
@@ -187,45 +186,42 @@ def run_enrich(args: argparse.Namespace, settings: MalbeaconSettings) -> int:
         tlp = normalise_tlp(args.tlp)
     except ValueError as error:
         raise UsageError(f"--tlp: {error}") from None
-    if tlp_rank(tlp) > tlp_rank(settings.max_tlp):
+    if not within(tlp, settings.max_tlp):
         raise UsageError(f"--tlp: {tlp} is above MALBEACON_MAX_TLP ({settings.max_tlp}); nothing was sent to Malbeacon")
     targets = _targets(_read_values(args), args.type)
-    results = enrich_values(targets, tlp, settings, progress=sys.stderr if args.input and sys.stderr.isatty() else None)
-    bundle = bundle_for(results, settings)
-    _write(bundle, args.output)
-    _print_summary(results, bundle, args.output)
-    return EXIT_API_FAILED if any(result.error for result in results) else EXIT_OK
+    stream = sys.stderr if args.input and sys.stderr.isatty() else None
+    return _deliver(enrich_values(targets, tlp, settings, progress=stream), args.output)
+
+
+def _deliver(enriched: Enriched, output: str) -> int:
+    """Write the bundle and the summary; the exit status: 1 when a Malbeacon call failed."""
+    bundle = bundle_for(enriched)
+    _write(bundle, output)
+    _print_summary(enriched.outcomes, bundle, output)
+    return EXIT_API_FAILED if any(outcome.error for outcome in enriched.outcomes) else EXIT_OK
 
 
 def enrich_values(
     targets: Sequence[tuple[str, str]], tlp: str, settings: MalbeaconSettings, progress: TextIO | None = None
-) -> list[LookupOutcome]:
-    """Enrich each `(value, entity type)` with the settings' client, reporting progress if asked."""
+) -> Enriched:
+    """Enrich each `(entity type, value)` with the settings' client, drawing progress on `progress` if given."""
     client = client_from_settings(settings)
-    plan = lookup_plan(settings)
-    results = []
     try:
-        for done, (value, entity_type) in enumerate(targets, start=1):
-            entity = entity_for_value(value, entity_type, tlp)
-            results.append(look_up(client, entity, plan[entity_type], settings.max_records))
-            if progress is not None:
-                _draw_progress(progress, done, len(targets))
+        entities = [entity_for_value(value, entity_type, tlp) for entity_type, value in targets]
+        draw = None if progress is None else lambda done, total: _draw_progress(progress, done, total)
+        return enrich_entities(client, entities, settings, datetime.now(UTC), draw)
     finally:
         client.close()
-    return results
 
 
-def bundle_for(results: Sequence[LookupOutcome], settings: MalbeaconSettings) -> dict:
-    """One bundle: the enriched values (updated when found) and everything derived from them."""
-    enrichments = [result.as_findings() for result in results]
-    conversion = convert(enrichments, conversion_options(settings), now=datetime.now(UTC))
-    originals = [result.entity.stix_object for result in results]
+def bundle_for(enriched: Enriched) -> dict:
+    """One bundle: the enriched values (updated when found), their markings, and everything derived from them."""
+    entities = [outcome.entity for outcome in enriched.outcomes]
     markings = {
-        MARKING_DEFINITIONS[result.entity.tlp]["id"]: MARKING_DEFINITIONS[result.entity.tlp]
-        for result in results
-        if result.entity.tlp != "TLP:CLEAR"
+        marking_id(entity.tlp): MARKING_DEFINITIONS[entity.tlp] for entity in entities if entity.tlp != "TLP:CLEAR"
     }
-    return make_bundle(merge_objects([*markings.values(), *originals], conversion.objects))
+    originals = [entity.stix_object for entity in entities]
+    return make_bundle(merge_objects([*markings.values(), *originals], enriched.objects))
 
 
 def _draw_progress(stream: TextIO, done: int, total: int, width: int = 30) -> None:
@@ -342,8 +338,5 @@ def run_demo(args: argparse.Namespace) -> int:
         settings = MalbeaconSettings(api_key=simulator.api_key, api_base_url=simulator.base_url)
         print(f"Bundled Malbeacon simulator on {simulator.base_url}", file=sys.stderr)
         values = [*sorted(simulator.data.get("c2", {})), "198.51.100.250"]
-        results = enrich_values(_targets(values, None), "TLP:AMBER", settings)
-    bundle = bundle_for(results, settings)
-    _write(bundle, args.output)
-    _print_summary(results, bundle, args.output)
-    return EXIT_API_FAILED if any(result.error for result in results) else EXIT_OK
+        enriched = enrich_values(_targets(values, None), "TLP:AMBER", settings)
+    return _deliver(enriched, args.output)

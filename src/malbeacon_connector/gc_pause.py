@@ -1,8 +1,8 @@
 """Pausing Python's cyclic garbage collector while building large acyclic structures.
 
 Records and STIX dicts hold no reference cycles, so the collector's passes over tens of
-thousands of new containers during one enrichment are pure overhead (about a fifth of the
-time at 10,000 records); reference counting still frees everything.
+thousands of new containers during one enrichment are pure overhead (measured in
+`bench/README.md`); reference counting still frees everything.
 """
 
 import gc

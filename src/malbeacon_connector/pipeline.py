@@ -1,6 +1,6 @@
 """The enrichment use case: which lookups to make, fetching, parsing and a one-line account."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -9,6 +9,7 @@ from malbeacon_connector.malbeacon.endpoints import endpoints_for
 from malbeacon_connector.malbeacon.errors import MalbeaconError
 from malbeacon_connector.malbeacon.records import ParsedRecords, parse_records
 from malbeacon_connector.settings import MalbeaconSettings
+from malbeacon_connector.stix.convert import convert
 from malbeacon_connector.stix.ids import observable_id
 from malbeacon_connector.stix.models import ConversionOptions, EnrichedEntity, Findings, Lookup
 from malbeacon_connector.tlp import marking_id
@@ -121,6 +122,33 @@ def look_up(
         result.parsed.extend(parsed)
     _keep_newest(result, max_records)
     return result
+
+
+@dataclass
+class Enriched:
+    """What the pipeline made of some entities: each one's lookup outcome, and the STIX objects of them all."""
+
+    outcomes: list[LookupOutcome]
+    objects: list[dict]
+
+
+def enrich_entities(
+    client: MalbeaconClient,
+    entities: Sequence[EnrichedEntity],
+    settings: MalbeaconSettings,
+    now: datetime,
+    progress: Callable[[int, int], None] | None = None,
+) -> Enriched:
+    """The pipeline, for the connector and the command line alike: each entity's lookups (its type's
+    endpoints), their records, and one conversion of them all into STIX objects."""
+    plan = lookup_plan(settings)
+    outcomes = []
+    for done, entity in enumerate(entities, start=1):
+        outcomes.append(look_up(client, entity, plan[entity.entity_type], settings.max_records))
+        if progress is not None:
+            progress(done, len(entities))
+    conversion = convert([outcome.as_findings() for outcome in outcomes], conversion_options(settings), now)
+    return Enriched(outcomes, conversion.objects)
 
 
 def _keep_newest(result: LookupOutcome, max_records: int) -> None:

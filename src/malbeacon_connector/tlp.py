@@ -89,6 +89,11 @@ def tlp_rank(tlp: str) -> int:
     return _RANKS[tlp]
 
 
+def within(tlp: str, max_tlp: str) -> bool:
+    """Whether a value of TLP `tlp` may be sent when `max_tlp` is the highest allowed (as pycti's check_max_tlp)."""
+    return _RANKS[tlp] <= _RANKS[max_tlp]
+
+
 def most_restrictive(tlps: Iterable[str]) -> str:
     """The most restrictive of some canonical TLP levels (TLP:CLEAR when there are none)."""
     return max(tlps, key=_RANKS.__getitem__, default="TLP:CLEAR")

@@ -71,7 +71,7 @@ _MAX_HOSTNAME_LENGTH = 253
 
 @short_memo
 def normalise_ip(text: str) -> tuple[str, str] | None:
-    """`(canonical address, entity type)` for an IPv4 or IPv6 address, None when it is not one.
+    """`(entity type, canonical address)` for an IPv4 or IPv6 address, None when it is not one.
 
     An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is the IPv4 address it maps.
     """
@@ -84,7 +84,7 @@ def normalise_ip(text: str) -> tuple[str, str] | None:
         return None
     if address.version == 6 and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return str(address), "IPv4-Addr" if address.version == 4 else "IPv6-Addr"
+    return "IPv4-Addr" if address.version == 4 else "IPv6-Addr", str(address)
 
 
 @short_memo
@@ -144,7 +144,7 @@ def normalise_url(text: str) -> str | None:
 
 @short_memo
 def url_host(url: str) -> tuple[str, str] | None:
-    """`(host, entity type)` of a URL whose host is an IP address or a valid host name."""
+    """`(entity type, host)` of a URL whose host is an IP address or a valid host name."""
     try:
         host = urlsplit(url).hostname
     except ValueError:
@@ -155,7 +155,7 @@ def url_host(url: str) -> tuple[str, str] | None:
     if ip is not None:
         return ip
     name = normalise_hostname(host)
-    return (name, "Domain-Name") if name is not None else None
+    return ("Domain-Name", name) if name is not None else None
 
 
 @short_memo
@@ -205,7 +205,7 @@ _DESCRIPTIONS = {
 
 
 def normalise_value(value: str, entity_type: str | None = None) -> tuple[str, str]:
-    """`(normalised value, entity type)` for a value to enrich, its type inferred when not given.
+    """`(entity type, normalised value)` for a value to enrich, its type inferred when not given.
 
     Inference tries an IP address, a domain name, then a URL; a user agent must be named.
     Raises ValueError with a message naming what was expected.
@@ -213,12 +213,12 @@ def normalise_value(value: str, entity_type: str | None = None) -> tuple[str, st
     if entity_type is not None and entity_type not in STIX_TYPES:
         raise ValueError(f"unsupported type {entity_type!r}; allowed: {', '.join(STIX_TYPES)}")
     ip = normalise_ip(value)
-    if ip is not None and entity_type in (None, ip[1]):
+    if ip is not None and entity_type in (None, ip[0]):
         return ip
     for candidate in ("Domain-Name", "Url") if entity_type is None else (entity_type,):
         normalise = _NORMALISERS.get(candidate)
         normalised = normalise(value) if normalise is not None else None
         if normalised is not None:
-            return normalised, candidate
+            return candidate, normalised
     expected = _DESCRIPTIONS[entity_type] if entity_type else "an IP address, a domain name or a URL"
     raise ValueError(f"{value!r} is not {expected}")

@@ -32,10 +32,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class IpAddress:
-    """A validated IP address and its OpenCTI entity type (`IPv4-Addr` or `IPv6-Addr`)."""
+    """A validated IP address (an actor's, or a C2 server's) and its OpenCTI entity type."""
 
+    entity_type: str  # IPv4-Addr or IPv6-Addr
     value: str
-    entity_type: str
 
     @property
     def key(self) -> tuple[str, str]:

@@ -16,13 +16,12 @@ from malbeacon_connector.malbeacon.client import MalbeaconClient
 from malbeacon_connector.opencti.gate import bundle_tlp, canonical_type, entity_tlp, in_scope
 from malbeacon_connector.opencti.push import PushStopped, push_bundle
 from malbeacon_connector.opencti.trigger import author_id, is_automatic
-from malbeacon_connector.pipeline import conversion_options, look_up, lookup_plan
+from malbeacon_connector.pipeline import enrich_entities
 from malbeacon_connector.settings import Settings
 from malbeacon_connector.stix.builder import AUTHOR_ID
 from malbeacon_connector.stix.bundle import make_bundle, merge_objects, without_dangling_refs
-from malbeacon_connector.stix.convert import convert
 from malbeacon_connector.stix.models import EnrichedEntity
-from malbeacon_connector.tlp import most_restrictive
+from malbeacon_connector.tlp import most_restrictive, within
 from malbeacon_connector.values import normalise_value
 
 
@@ -37,8 +36,6 @@ class MalbeaconConnector:
         self._settings = settings
         self._helper = helper
         self._client = client
-        self._plan = lookup_plan(settings.malbeacon)
-        self._options = conversion_options(settings.malbeacon)
 
     def process_message(self, data: dict[str, Any]) -> str:
         """The helper's callback: returns the work message, raises WorkFailed on failure."""
@@ -96,27 +93,27 @@ class MalbeaconConnector:
         # the stored entity's markings, and those of the (playbook) bundle, which may be newer
         tlp = most_restrictive([entity_tlp(opencti_entity.get("objectMarking")), bundle_tlp(stix_entity, stix_objects)])
         max_tlp = settings.malbeacon.max_tlp
-        if not OpenCTIConnectorHelper.check_max_tlp(tlp, max_tlp):
+        if not within(tlp, max_tlp):
             return self._finish_without_bundle(
                 stix_objects, f"{value!r} is {tlp}, above MALBEACON_MAX_TLP ({max_tlp}): not sent to Malbeacon"
             )
         try:
-            normalised, _ = normalise_value(value, entity_type)
+            _, normalised = normalise_value(value, entity_type)
         except ValueError as error:
             return self._finish_without_bundle(stix_objects, f"cannot be looked up in Malbeacon: {error}")
         entity = EnrichedEntity(stix_entity, entity_type, normalised, tlp)
-        result = look_up(self._client, entity, self._plan[entity_type], settings.malbeacon.max_records)
-        summary = result.summary()
+        enriched = enrich_entities(self._client, [entity], settings.malbeacon, datetime.now(UTC))
+        (outcome,) = enriched.outcomes
+        summary = outcome.summary()
         self._helper.connector_logger.info("Malbeacon enrichment", {"summary": summary})
-        if result.error is not None:
+        if outcome.error is not None:
             raise WorkFailed(summary)
-        if not result.found:
+        if not outcome.found:
             return self._finish_without_bundle(stix_objects, summary)
-        conversion = convert([result.as_findings()], self._options, now=datetime.now(UTC))
         from_platform = {stix_object["id"] for stix_object in stix_objects}
-        objects = without_dangling_refs(merge_objects(stix_objects, conversion.objects), from_platform)
+        objects = without_dangling_refs(merge_objects(stix_objects, enriched.objects), from_platform)
         self._send(objects)
-        return result.summary(objects_sent=len(objects))
+        return outcome.summary(objects_sent=len(objects))
 
     def _finish_without_bundle(self, stix_objects: list[dict], message: str) -> str:
         self._helper.connector_logger.info(message)

@@ -2,7 +2,7 @@
 
 pycti's `send_stix2_bundle` splits a bundle into one message per object and waits for the
 broker to confirm each message before publishing the next; the messages are persistent, so
-each confirmation waits for a disk write (about 1.4 ms per object on a small machine). Here the
+each confirmation waits for a disk write. Here the
 same split and the same messages (built by pycti's `_send_bundle`) are published in
 transactions of up to `TRANSACTION_SIZE` messages: one round trip and one disk write per
 transaction. The broker makes a transaction's messages visible and durable at its commit; those

@@ -172,7 +172,7 @@ def _is_ip(key: Key) -> bool:
 
 def _url_ip(url: str | None) -> Key | None:
     host = url_host(url) if url else None
-    return host[::-1] if host is not None and _is_ip(host[::-1]) else None
+    return host if host is not None and _is_ip(host) else None
 
 
 def _panel_name(record: BeaconRecord, entity: EnrichedEntity, role: str) -> str | None:
@@ -181,7 +181,7 @@ def _panel_name(record: BeaconRecord, entity: EnrichedEntity, role: str) -> str 
         return record.c2_domain
     host = url_host(record.c2_url) if record.c2_url else None
     if host is not None:
-        return host[0]
+        return host[1]
     return entity.value if role == "c2" else None
 
 
