@@ -6,6 +6,9 @@ from typing import Any
 from stix2patterns.validator import run_validator
 from stix2validator import ValidationOptions, validate_instance
 
+from malbeacon_connector.stix.bundle import make_bundle, merge_objects
+from malbeacon_connector.tlp import MARKING_DEFINITIONS
+
 _OPTIONS = ValidationOptions(version="2.1")
 
 
@@ -40,3 +43,13 @@ def objects_of(bundle_or_objects: dict | list[dict], stix_type: str) -> list[dic
     """The objects of one STIX type."""
     objects = bundle_or_objects["objects"] if isinstance(bundle_or_objects, dict) else bundle_or_objects
     return [stix_object for stix_object in objects if stix_object["type"] == stix_type]
+
+
+def full_bundle(objects: list[dict], entity_object: dict) -> dict:
+    """Converted objects with the enriched entity and its marking definitions, as one bundle."""
+    markings = [
+        definition
+        for definition in MARKING_DEFINITIONS.values()
+        if definition["id"] in entity_object.get("object_marking_refs", [])
+    ]
+    return make_bundle(merge_objects([*markings, entity_object], objects))

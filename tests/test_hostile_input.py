@@ -16,8 +16,7 @@ from malbeacon_connector.stix.convert import convert
 from malbeacon_connector.stix.models import ConversionOptions, Findings, Lookup
 from malbeacon_connector.text import clean_text
 from malbeacon_connector.values import normalise_hostname, normalise_ip, normalise_url, parse_asn, parse_country
-from stix_checks import assert_valid_bundle
-from test_converter import full_bundle
+from stix_checks import assert_valid_bundle, full_bundle
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 ROW = {"tstamp": "2024-05-01 10:00:00", "actorip": "198.51.100.23", "actorhostname": "host.example.com"}

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from malbeacon_connector.tlp import TLP2_MARKING_IDS, TLP_LEVELS, tlp_rank
-from test_gate import tlp2_definition
+from markings import tlp2_definition
 
 from .fake_opencti import FakeOpenCTI
 

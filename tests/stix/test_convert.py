@@ -9,14 +9,13 @@ import pytest
 from malbeacon_connector.malbeacon.records import parse_records
 from malbeacon_connector.pipeline import entity_for_value
 from malbeacon_connector.stix.builder import AUTHOR_ID
-from malbeacon_connector.stix.bundle import make_bundle, merge_objects
 from malbeacon_connector.stix.convert import convert
 from malbeacon_connector.stix.enriched import SCO_EXTENSION
 from malbeacon_connector.stix.ids import observable_id
 from malbeacon_connector.stix.models import ConversionOptions, EnrichedEntity, Findings, Lookup
 from malbeacon_connector.tlp import MARKING_DEFINITIONS, marking_id
 from platform_rules import external_reference_id
-from stix_checks import assert_valid_bundle, objects_of
+from stix_checks import assert_valid_bundle, full_bundle, objects_of
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 C2 = "203.0.113.7"
@@ -46,15 +45,6 @@ def conversion_for(
 
 def enrichment(entity: EnrichedEntity, rows: list[dict], endpoint: str = "c2") -> Findings:
     return Findings(entity, [Lookup(endpoint, parse_records(rows).records)])
-
-
-def full_bundle(objects: list[dict], entity_object: dict) -> dict:
-    markings = [
-        definition
-        for definition in MARKING_DEFINITIONS.values()
-        if definition["id"] in entity_object.get("object_marking_refs", [])
-    ]
-    return make_bundle(merge_objects([*markings, entity_object], objects))
 
 
 def by_value(objects: list[dict], stix_type: str) -> dict[str, dict]:

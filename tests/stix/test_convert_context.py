@@ -10,8 +10,7 @@ from malbeacon_connector.stix.convert import convert
 from malbeacon_connector.stix.ids import autonomous_system_id, infrastructure_id, location_id, observable_id
 from malbeacon_connector.stix.models import ConversionOptions, Findings, Lookup
 from malbeacon_connector.tlp import marking_id
-from stix_checks import assert_valid_bundle, objects_of
-from test_converter import full_bundle
+from stix_checks import assert_valid_bundle, full_bundle, objects_of
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 C2_URL = "http://panel.example.net/gate.php?id=1&amp;k=2"

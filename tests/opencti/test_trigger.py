@@ -1,15 +1,12 @@
 """Telling an automatic enrichment from a click, and the connector's protection against enrichment loops."""
 
-import uuid
-from types import SimpleNamespace
-
 import pytest
 from pycti.connector.opencti_connector_helper import ListenQueue
+from stubs import StubHelper, connector_settings, message
 
 from malbeacon_connector.malbeacon.errors import Unavailable
 from malbeacon_connector.opencti.connector import MalbeaconConnector, WorkFailed
 from malbeacon_connector.opencti.trigger import INTERNAL_KEY, author_id, capture_internal, is_automatic
-from malbeacon_connector.settings import Settings, settings_from
 from malbeacon_connector.stix.builder import AUTHOR_ID
 
 USER = "88ec0c6a-13ce-5e39-b486-354fe4a7084f"
@@ -101,40 +98,9 @@ class CountingClient:
 def connector(
     auto: bool = True, work_name: object = None, **malbeacon: object
 ) -> tuple[MalbeaconConnector, CountingClient]:
-    settings = settings_from(
-        Settings,
-        {
-            "opencti": {"url": "http://127.0.0.1:8080", "token": "token"},
-            "connector": {"id": str(uuid.uuid4()), "auto": auto},
-            "malbeacon": {"api_key": "key", **malbeacon},
-        },
-    )
-
-    def get_work(work_id: str) -> dict:
-        if isinstance(work_name, Exception):
-            raise work_name
-        return {"id": work_id, "name": work_name}
-
-    logger = SimpleNamespace(info=lambda *a: None, warning=lambda *a: None, error=lambda *a: None)
-    helper = SimpleNamespace(
-        connector_logger=logger,
-        playbook=None,
-        work_id="work-1",
-        api=SimpleNamespace(work=SimpleNamespace(get_work=get_work)),
-    )
     client = CountingClient()
-    return MalbeaconConnector(settings, helper, client), client  # type: ignore[arg-type]
-
-
-def message(author: str | None, internal: dict | None) -> dict:
-    stix_entity = {"type": "ipv4-addr", "id": "ipv4-addr--5e0ad6f4-7ef5-5d1c-9f86-7e0b1d4b1a8c", "value": "203.0.113.7"}
-    entity = {"entity_type": "IPv4-Addr", "observable_value": "203.0.113.7", "objectMarking": []}
-    entity["createdBy"] = {"standard_id": author} if author else None
-    data = {"entity_id": stix_entity["id"], "stix_entity": stix_entity, "stix_objects": [stix_entity]}
-    data["enrichment_entity"] = entity
-    if internal is not None:
-        data[INTERNAL_KEY] = internal
-    return data
+    handler = MalbeaconConnector(connector_settings(auto, **malbeacon), StubHelper(work_name), client)  # type: ignore[arg-type]
+    return handler, client
 
 
 def looked_up(handler: MalbeaconConnector, client: CountingClient, data: dict) -> bool:
@@ -165,16 +131,16 @@ AUTO = {"mode": "auto", "trigger": "create"}
 )
 def test_only_an_automatic_enrichment_of_its_own_observable_is_not_looked_up(author, internal, work_name, expected):
     handler, client = connector(work_name=work_name)
-    assert looked_up(handler, client, message(author, internal)) is expected
+    assert looked_up(handler, client, message(author=author, internal=internal)) is expected
 
 
 def test_the_protection_applies_only_with_auto_enrichment_and_can_be_switched_off():
     for handler, client in (connector(auto=False), connector(skip_own_auto_enrichments=False)):
-        assert looked_up(handler, client, message(AUTHOR_ID, AUTO)) is True
+        assert looked_up(handler, client, message(author=AUTHOR_ID, internal=AUTO)) is True
 
 
 def test_a_playbook_step_is_always_looked_up():
     handler, client = connector()
     handler._helper.playbook = {"execution_id": "e"}  # type: ignore[attr-defined]
     handler._send = lambda objects: None  # type: ignore[method-assign]  # the bundle handed back on failure
-    assert looked_up(handler, client, message(AUTHOR_ID, AUTO)) is True
+    assert looked_up(handler, client, message(author=AUTHOR_ID, internal=AUTO)) is True

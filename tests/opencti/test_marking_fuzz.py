@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from e2e.fake_opencti import marking_definition, stix_marking
 from malbeacon_connector.opencti.gate import bundle_tlp, entity_tlp
 from malbeacon_connector.tlp import TLP2_EXTENSION_ID, TLP2_MARKING_IDS, TLP_LEVELS, marking_id, tlp_rank
-from test_gate import STIX_FORMS, api_marking, custom_marking_id, level_word
+from markings import STIX_FORMS, api_marking, custom_marking_id, level_word
 
 levels = st.sampled_from(TLP_LEVELS)
 custom_ids = st.uuids(version=4).map(lambda value: f"marking-definition--{value}")
