@@ -6,6 +6,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import venv
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def test_manifest_declares_playbooks_scope_license_and_version():
     assert manifest["license_type"] == "Commercial"
     assert manifest["support_version"].startswith(">=")
     assert tuple(manifest["scope"]) == DEFAULT_SCOPE
-    assert manifest["version"] == manifest["container_version"] == __version__
+    assert manifest["version"] == __version__ and manifest["container_version"] == "rolling"
 
 
 def test_compose_file_uses_the_public_variable_names():
@@ -163,3 +164,18 @@ def test_dockerfile_install_and_entry_point_replayed_in_a_fresh_environment(tmp_
     assert "MALBEACON_API_KEY (malbeacon.api_key): required" in started.stderr
     assert "Traceback" not in started.stderr
     assert shutil.which(entry_point[0], path=str(environment / "bin"))
+
+
+def test_the_conventional_entry_point_runs_the_connector_and_checks_its_settings(tmp_path):
+    """`python src/main.py`, as OpenCTI's connectors are started: the same checks, no traceback."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "src" / "main.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "CONNECTOR_ID (connector.id): required" in done.stderr and "Traceback" not in done.stderr

@@ -50,6 +50,30 @@ def problems_of(model: type, config_file: Path) -> list[str]:
     return raised.value.problems
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"opencti": {"url": "http://opencti:8080", "token": TOKEN}, "connector": {"id": CONNECTOR_ID}},
+        {
+            "opencti": {"url": "https://opencti.example.org", "token": TOKEN},
+            "connector": {"id": CONNECTOR_ID, "scope": "ipv4-addr,Url", "auto": "true", "log_level": "warning"},
+            "malbeacon": {"max_tlp": "amber+strict", "ip_lookups": "c2,actorip", "indicator_valid_from": "last_seen"},
+        },
+    ],
+    ids=["required-only", "every-section"],
+)
+def test_a_valid_configuration_loads(monkeypatch, content):
+    """The settings model itself, given a valid configuration (the key from the environment)."""
+    set_env(monkeypatch, MALBEACON_API_KEY=API_KEY)
+    settings = Settings(**content)
+    assert settings.connector.id == CONNECTOR_ID and settings.opencti.token.get_secret_value() == TOKEN
+    assert settings.malbeacon.api_key.get_secret_value() == API_KEY
+    if "malbeacon" in content:
+        assert settings.connector.scope == ("IPv4-Addr", "Url") and settings.connector.auto is True
+        assert (settings.connector.log_level, settings.malbeacon.max_tlp) == ("warn", "TLP:AMBER+STRICT")
+        assert settings.malbeacon.ip_lookups == ("c2", "actorip")
+
+
 def test_defaults_fill_every_optional_setting(monkeypatch, config_file):
     """With only the required settings given, every other one has its documented default."""
     set_env(monkeypatch, **VALID_ENV)

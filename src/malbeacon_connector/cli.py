@@ -30,7 +30,7 @@ from malbeacon_connector.settings import (
     settings_from,
 )
 from malbeacon_connector.stix.bundle import make_bundle, merge_objects
-from malbeacon_connector.tlp import ALLOWED_TLP_TEXT, MARKING_DEFINITIONS, marking_id, normalise_tlp, within
+from malbeacon_connector.tlp import ALLOWED_TLP_TEXT, MARKING_DEFINITIONS, check_max_tlp, marking_id, normalise_tlp
 from malbeacon_connector.values import STIX_TYPES, normalise_value
 
 EXIT_OK, EXIT_API_FAILED, EXIT_USAGE = 0, 1, 2
@@ -186,7 +186,7 @@ def run_enrich(args: argparse.Namespace, settings: MalbeaconSettings) -> int:
         tlp = normalise_tlp(args.tlp)
     except ValueError as error:
         raise UsageError(f"--tlp: {error}") from None
-    if not within(tlp, settings.max_tlp):
+    if not check_max_tlp(tlp, settings.max_tlp):
         raise UsageError(f"--tlp: {tlp} is above MALBEACON_MAX_TLP ({settings.max_tlp}); nothing was sent to Malbeacon")
     targets = _targets(_read_values(args), args.type)
     stream = sys.stderr if args.input and sys.stderr.isatty() else None

@@ -89,7 +89,7 @@ def tlp_rank(tlp: str) -> int:
     return _RANKS[tlp]
 
 
-def within(tlp: str, max_tlp: str) -> bool:
+def check_max_tlp(tlp: str, max_tlp: str) -> bool:
     """Whether a value of TLP `tlp` may be sent when `max_tlp` is the highest allowed (as pycti's check_max_tlp)."""
     return _RANKS[tlp] <= _RANKS[max_tlp]
 

@@ -18,8 +18,8 @@ from malbeacon_connector.tlp import (
     TLP2_EXTENSION_ID,
     TLP2_MARKING_IDS,
     TLP_LEVELS,
+    check_max_tlp,
     marking_id,
-    within,
 )
 from markings import (
     CUSTOM_ID,
@@ -208,5 +208,5 @@ def test_scope_check_ignores_case():
 @pytest.mark.parametrize("max_tlp", TLP_LEVELS)
 @pytest.mark.parametrize("tlp", TLP_LEVELS)
 def test_the_one_tlp_rule_agrees_with_pycti(tlp, max_tlp):
-    """The connector and the command line share `within`; pycti's own check gives the same answer."""
-    assert within(tlp, max_tlp) is OpenCTIConnectorHelper.check_max_tlp(tlp, max_tlp)
+    """The connector and the command line share `check_max_tlp`; pycti's own check gives the same answer."""
+    assert check_max_tlp(tlp, max_tlp) is OpenCTIConnectorHelper.check_max_tlp(tlp, max_tlp)

@@ -21,7 +21,7 @@ from malbeacon_connector.settings import Settings
 from malbeacon_connector.stix.builder import AUTHOR_ID
 from malbeacon_connector.stix.bundle import make_bundle, merge_objects, without_dangling_refs
 from malbeacon_connector.stix.models import EnrichedEntity
-from malbeacon_connector.tlp import most_restrictive, within
+from malbeacon_connector.tlp import check_max_tlp, most_restrictive
 from malbeacon_connector.values import normalise_value
 
 
@@ -39,7 +39,8 @@ class MalbeaconConnector:
 
     def process_message(self, data: dict[str, Any]) -> str:
         """The helper's callback: returns the work message, raises WorkFailed on failure."""
-        stix_objects: list[dict] = data.get("stix_objects") or []
+        # the former bundle (pycti sets it for every enrichment, 6.0 to 7.x): handed back to a playbook on every path
+        stix_objects: list[dict] = data["stix_objects"] or []
         opencti_entity: dict = data.get("enrichment_entity") or {}
         # playbook messages carry no entity_type: the entity read by the helper has it
         given_type = str(opencti_entity.get("entity_type") or data.get("entity_type") or "")
@@ -93,7 +94,7 @@ class MalbeaconConnector:
         # the stored entity's markings, and those of the (playbook) bundle, which may be newer
         tlp = most_restrictive([entity_tlp(opencti_entity.get("objectMarking")), bundle_tlp(stix_entity, stix_objects)])
         max_tlp = settings.malbeacon.max_tlp
-        if not within(tlp, max_tlp):
+        if not check_max_tlp(tlp, max_tlp):
             return self._finish_without_bundle(
                 stix_objects, f"{value!r} is {tlp}, above MALBEACON_MAX_TLP ({max_tlp}): not sent to Malbeacon"
             )

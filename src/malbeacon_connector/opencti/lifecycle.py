@@ -42,11 +42,11 @@ def helper_config(settings: Settings, config_file_content: dict[str, Any]) -> di
     config.setdefault("connector", {}).update(
         id=settings.connector.id,
         name=settings.connector.name,
-        type="INTERNAL_ENRICHMENT",
         scope=",".join(settings.connector.scope),
         auto=settings.connector.auto,
         log_level=settings.connector.log_level,
     )
+    config["connector"]["type"] = "INTERNAL_ENRICHMENT"  # whatever the file says
     return config
 
 
@@ -149,7 +149,9 @@ def run(settings: Settings, config_file_content: dict[str, Any]) -> int:
         "Malbeacon connector listening",
         {"scope": ",".join(settings.connector.scope), "max_tlp": settings.malbeacon.max_tlp},
     )
-    listener = threading.Thread(target=helper.listen, args=(connector.process_message,), name="listen", daemon=True)
+    listener = threading.Thread(
+        target=lambda: helper.listen(message_callback=connector.process_message), name="listen", daemon=True
+    )
     listener.start()
     while listener.is_alive() and not stopper.requested.is_set():
         listener.join(timeout=0.5)

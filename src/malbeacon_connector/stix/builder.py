@@ -6,7 +6,10 @@ none: they say nothing about an enrichment, and marking them would restrict the
 platform's shared copy. Every relationship to them is marked.
 """
 
+import json
 from datetime import UTC, datetime
+
+import stix2
 
 from malbeacon_connector.stix.ids import (
     autonomous_system_id,
@@ -52,28 +55,29 @@ class StixBuilder:
         return [marking_id(tlp)]
 
     def _sdo(self, stix_type: str, stix_id: str, tlp: str | None) -> dict:
-        sdo = {
-            "type": stix_type,
-            "spec_version": "2.1",
-            "id": stix_id,
-            "created": self.now,
-            "modified": self.now,
-            "created_by_ref": AUTHOR_ID,
-        }
+        sdo = dict(
+            type=stix_type,
+            spec_version="2.1",
+            id=stix_id,
+            created=self.now,
+            modified=self.now,
+            created_by_ref=AUTHOR_ID,
+        )
         if tlp is not None:
             sdo["object_marking_refs"] = self._marked(tlp)
         return sdo
 
     def author(self) -> str:
-        author = self._sdo("identity", AUTHOR_ID, None)
-        del author["created_by_ref"]
-        author.update(
+        author = stix2.Identity(
+            id=AUTHOR_ID,
+            created=self.now,
+            modified=self.now,
             name=AUTHOR_NAME,
             identity_class="organization",
             description=_AUTHOR_DESCRIPTION,
             external_references=[{"source_name": AUTHOR_NAME, "url": "https://malbeacon.com/"}],
         )
-        return self.add(author)
+        return self.add(json.loads(author.serialize()))
 
     def observable(
         self,
