@@ -5,8 +5,10 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/malbeacon-connector
 
+# pycti must match the platform's version: docker build --build-arg PYCTI_VERSION=6.8.17 .
+ARG PYCTI_VERSION=7.261026.0
 COPY requirements.txt ./
-RUN pip install -r requirements.txt
+RUN pip install -r requirements.txt && pip install pycti==${PYCTI_VERSION}
 
 COPY pyproject.toml README.md ./
 COPY src ./src

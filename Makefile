@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean rabbitmq
+.PHONY: demo test test-versions lint clean rabbitmq
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,15 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 demo: $(VENV)/.runtime
 	$(BIN)/python -m malbeacon_connector demo --output demo-bundle.json
 
+# The whole suite on the pinned pycti, then the main end-to-end cases on every supported one.
 test: $(VENV)/.dev rabbitmq
 	$(BIN)/ruff check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python tests/pycti_matrix.py $(PYCTI_VERSIONS)
+
+# Only the matrix (PYCTI_VERSIONS="6.8.17 7.261026.0" for some versions).
+test-versions: $(VENV)/.dev rabbitmq
+	$(BIN)/python tests/pycti_matrix.py $(PYCTI_VERSIONS)
 
 # The end-to-end tests start a private RabbitMQ: Debian's rabbitmq-server, installed when missing.
 rabbitmq:
@@ -38,4 +44,4 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check
 
 clean:
-	rm -rf $(VENV) demo-bundle.json
+	rm -rf $(VENV) .venv-versions demo-bundle.json

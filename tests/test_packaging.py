@@ -11,6 +11,7 @@ import venv
 from pathlib import Path
 
 import yaml
+from packaging.specifiers import SpecifierSet
 
 from malbeacon_connector import __version__
 from malbeacon_connector.schema import SCHEMA_PATH, render
@@ -94,16 +95,27 @@ def test_requirements_are_pinned_and_agree_with_the_project():
             assert version, f"not pinned: {line}"
             pins[name.lower().replace("_", "-")] = version
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert re.search(rf'"pycti=={re.escape(pins["pycti"])}"', pyproject)
+    (supported,) = re.findall(r'"pycti([<>=!~][^"]*)"', pyproject)
+    assert SpecifierSet(supported) == SpecifierSet(">=6.0,<8")  # every supported platform: 6.0 to the newest 7.x
+    assert pins["pycti"] in SpecifierSet(supported)  # the tested default is one of them
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"ARG PYCTI_VERSION={pins['pycti']}" in dockerfile
     for dependency in ("stix2", "pydantic", "pydantic-settings", "requests", "pyyaml"):
         assert dependency in pins
 
 
 def _dockerfile_steps() -> list[tuple[str, str]]:
-    steps = []
+    """The Dockerfile's instructions, build arguments replaced by their defaults."""
+    steps, arguments = [], {}
     for line in (ROOT / "Dockerfile").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             instruction, _, argument = line.partition(" ")
+            if instruction == "ARG":
+                name, _, default = argument.strip().partition("=")
+                arguments[name] = default
+                continue
+            for name, default in arguments.items():
+                argument = argument.replace(f"${{{name}}}", default)
             steps.append((instruction, argument.strip()))
     return steps
 

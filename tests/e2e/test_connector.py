@@ -64,6 +64,7 @@ def valid_bundle(objects: list[dict]) -> dict:
     return {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [standard.get(o["id"], o) for o in objects]}
 
 
+@pytest.mark.platform_versions
 @pytest.mark.parametrize("value", [C2_IP, C2_IPV6, C2_DOMAIN])
 def test_found_value_is_enriched_with_actors_and_a_valid_bundle(
     connector, connector_env, fake_opencti, simulator, value
@@ -98,6 +99,7 @@ def test_nested_refs_pycti_exports_without_their_targets_are_not_sent(connector,
     assert "resolves_to_refs" not in next(o for o in objects if o["id"] == entity_id)
 
 
+@pytest.mark.platform_versions
 def test_not_found_succeeds_with_a_message_and_sends_nothing(connector, connector_env, fake_opencti):
     work = enrich(fake_opencti, connector_env["CONNECTOR_ID"], UNKNOWN)
     assert work["in_error"] is False
@@ -106,6 +108,7 @@ def test_not_found_succeeds_with_a_message_and_sends_nothing(connector, connecto
     assert fake_opencti.take_pushed_bundles(connector_env["CONNECTOR_ID"], timeout=1) == []
 
 
+@pytest.mark.platform_versions
 def test_refused_key_ends_the_work_in_error_naming_the_setting(start_connector, connector_env, fake_opencti, simulator):
     process = start_connector({**connector_env, "MALBEACON_API_KEY": "WRONG-KEY-123"})
     process.wait_registered(fake_opencti)
@@ -136,6 +139,7 @@ def test_hanging_api_ends_in_error_within_the_bound_and_the_next_message_is_serv
     assert follow_up["in_error"] is False and "3 records" in follow_up["message"]
 
 
+@pytest.mark.platform_versions
 def test_red_entity_is_refused_without_any_request_and_the_next_unmarked_one_is_enriched(
     connector, connector_env, fake_opencti, simulator
 ):
@@ -169,6 +173,7 @@ def test_message_with_stix_objects_is_enriched_too(connector, connector_env, fak
     assert work["in_error"] is False and "6 records" in work["message"]
 
 
+@pytest.mark.platform_versions
 @pytest.mark.parametrize(("value", "found"), [(C2_DOMAIN, True), (UNKNOWN, False)])
 def test_playbook_gets_a_bundle_back_found_or_not(connector, connector_env, fake_opencti, value, found):
     entity_id = fake_opencti.add_entity(TYPES[value], value)
@@ -218,6 +223,7 @@ def test_two_processes_with_one_id_share_the_queue_and_process_each_message_once
     assert sum(handled()) == len(work_ids) and min(handled()) >= 1, handled()
 
 
+@pytest.mark.platform_versions
 @pytest.mark.parametrize(
     ("seconds", "in_error", "message"),
     [(2.0, False, "3 records"), (25.0, True, "enrich the value again")],

@@ -246,10 +246,13 @@ def test_other_ways_of_sending_are_left_to_pycti(fake_opencti: FakeOpenCTI, help
     ],
 )
 def test_any_other_sending_feature_turns_the_transactions_off(name: str, value: object) -> None:
-    assert push.plain_queue_push(SimpleNamespace(**push.PLAIN_SENDING))
-    assert not push.plain_queue_push(SimpleNamespace(**{**push.PLAIN_SENDING, name: value}))
+    def send_bundle(channel: object, bundle: str, **kwargs: object) -> None: ...
+
+    assert push.plain_queue_push(SimpleNamespace(**push.PLAIN_SENDING, _send_bundle=send_bundle))
+    assert not push.plain_queue_push(SimpleNamespace(**{**push.PLAIN_SENDING, name: value}, _send_bundle=send_bundle))
     missing = {key: setting for key, setting in push.PLAIN_SENDING.items() if key != name}
-    assert not push.plain_queue_push(SimpleNamespace(**missing))
+    assert not push.plain_queue_push(SimpleNamespace(**missing, _send_bundle=send_bundle))
+    assert not push.plain_queue_push(SimpleNamespace(**push.PLAIN_SENDING))  # a pycti without its message builder
 
 
 def test_the_helper_of_this_pycti_has_every_setting_read(helper: OpenCTIConnectorHelper) -> None:

@@ -7,6 +7,7 @@ next but the client's cache of Malbeacon answers.
 """
 
 import json
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,9 +37,17 @@ class MalbeaconConnector:
         self._settings = settings
         self._helper = helper
         self._client = client
+        self.processing = threading.Event()  # set while a message is handled (what a stop waits for)
 
     def process_message(self, data: dict[str, Any]) -> str:
         """The helper's callback: returns the work message, raises WorkFailed on failure."""
+        self.processing.set()
+        try:
+            return self._process(data)
+        finally:
+            self.processing.clear()
+
+    def _process(self, data: dict[str, Any]) -> str:
         # the former bundle (pycti sets it for every enrichment, 6.0 to 7.x): handed back to a playbook on every path
         stix_objects: list[dict] = data["stix_objects"] or []
         opencti_entity: dict = data.get("enrichment_entity") or {}

@@ -5,7 +5,6 @@ in progress finish (or cuts its lookup or its push short so that it ends in erro
 within 10 s.
 """
 
-import contextlib
 import logging
 import os
 import signal
@@ -14,10 +13,10 @@ import threading
 import time
 from typing import Any
 
-import pycti.connector.opencti_connector_helper as pycti_helper
 from pycti import OpenCTIConnectorHelper
 
 from malbeacon_connector.malbeacon.client import MalbeaconClient, client_from_settings
+from malbeacon_connector.opencti import compat
 from malbeacon_connector.opencti.connector import MalbeaconConnector
 from malbeacon_connector.opencti.trigger import capture_internal
 from malbeacon_connector.settings import Settings
@@ -63,40 +62,37 @@ class _Stopper:
 
     def _on_signal(self, signal_number: int, frame: object) -> None:
         self.requested.set()
-        queue = getattr(self.helper, "listen_queue", None)
-        if queue is None:
-            return
-        queue.exit_event.set()
-        connection = queue.pika_connection
-        if connection is not None and queue.channel is not None:
-            with contextlib.suppress(Exception):  # the connection may be closed already: exiting anyway
-                connection.add_callback_threadsafe(queue.channel.stop_consuming)
+        if self.helper is not None:
+            compat.stop_consuming(self.helper)
 
 
-def _busy(helper: OpenCTIConnectorHelper) -> bool:
-    """A message is being processed."""
-    handler = getattr(getattr(helper, "listen_queue", None), "thread", None)
-    return handler is not None and handler.is_alive()
+def _busy(helper: OpenCTIConnectorHelper, connector: MalbeaconConnector) -> bool:
+    """A message is being processed (by the connector, or being handed over by pycti)."""
+    return connector.processing.is_set() or compat.handing_over(helper)
 
 
-def _consuming(helper: OpenCTIConnectorHelper) -> bool:
-    """The helper is connected to the broker (it may be about to hand over a message)."""
-    connection = getattr(getattr(helper, "listen_queue", None), "pika_connection", None)
-    return connection is not None and connection.is_open
-
-
-def _finish(helper: OpenCTIConnectorHelper, listener: threading.Thread, client: MalbeaconClient) -> None:
+def _finish(
+    helper: OpenCTIConnectorHelper, listener: threading.Thread, client: MalbeaconClient, connector: MalbeaconConnector
+) -> None:
     """Let the message in progress finish; past the grace period, cut its lookup (or its push, before the next
     transaction) short so that it ends in error."""
     grace_end = time.monotonic() + STOP_GRACE_SECONDS
-    while listener.is_alive() and time.monotonic() < grace_end and (_busy(helper) or _consuming(helper)):
+    while (
+        listener.is_alive() and time.monotonic() < grace_end and (_busy(helper, connector) or compat.consuming(helper))
+    ):
         listener.join(timeout=0.1)
-    if listener.is_alive() and _busy(helper):
+    if listener.is_alive() and _busy(helper, connector):
         helper.connector_logger.warning("Stopping: the enrichment in progress is cut short")
         client.cancel()
         report_end = time.monotonic() + STOP_REPORT_SECONDS
-        while _busy(helper) and time.monotonic() < report_end:
+        while _busy(helper, connector) and time.monotonic() < report_end:
             listener.join(timeout=0.1)
+
+
+def _listen(helper: OpenCTIConnectorHelper, connector: MalbeaconConnector) -> None:
+    """Listen for enrichment messages until the helper stops."""
+    helper.listen(message_callback=connector.process_message)
+    compat.wait_for_listen_queue(helper)
 
 
 class _WithoutTraceback(logging.Filter):
@@ -141,7 +137,7 @@ def run(settings: Settings, config_file_content: dict[str, Any]) -> int:
     if helper is None:
         return 0
     stopper.helper = helper
-    if not capture_internal(getattr(pycti_helper, "ListenQueue", None)):
+    if not capture_internal(compat.listen_queue_class()):
         helper.connector_logger.info("This pycti keeps no message mode: automatic enrichments are told by work name")
     client = client_from_settings(settings.malbeacon)
     connector = MalbeaconConnector(settings, helper, client)
@@ -149,15 +145,13 @@ def run(settings: Settings, config_file_content: dict[str, Any]) -> int:
         "Malbeacon connector listening",
         {"scope": ",".join(settings.connector.scope), "max_tlp": settings.malbeacon.max_tlp},
     )
-    listener = threading.Thread(
-        target=lambda: helper.listen(message_callback=connector.process_message), name="listen", daemon=True
-    )
+    listener = threading.Thread(target=_listen, args=(helper, connector), name="listen", daemon=True)
     listener.start()
     while listener.is_alive() and not stopper.requested.is_set():
         listener.join(timeout=0.5)
     status = 0
     if stopper.requested.is_set():
-        _finish(helper, listener, client)
+        _finish(helper, listener, client, connector)
         helper.connector_logger.info("Malbeacon connector stopped")
     else:
         print("malbeacon-connector: the listener stopped unexpectedly; see the log above", file=sys.stderr)

@@ -21,8 +21,9 @@ from typing import Any
 import pika
 import pika.exceptions
 from pycti import OpenCTIConnectorHelper
-from pycti.connector.opencti_connector_helper import create_mq_ssl_context
 from pycti.utils.opencti_stix2_splitter import OpenCTIStix2Splitter
+
+from malbeacon_connector.opencti import compat
 
 TRANSACTION_SIZE = 1000
 HEARTBEAT_SECONDS = 10  # as pycti's own publisher
@@ -64,9 +65,11 @@ def push_bundle(helper: OpenCTIConnectorHelper, bundle: str, stop_requested: Cal
 
 
 def plain_queue_push(helper: OpenCTIConnectorHelper) -> bool:
-    """True when `send_stix2_bundle` would only split the bundle and publish it to the broker."""
+    """True when `send_stix2_bundle` would only split the bundle and publish it to the broker, and this pycti
+    has what publishing in transactions reuses (`compat.transactions_supported`)."""
     missing = object()
-    return all(getattr(helper, name, missing) == plain for name, plain in PLAIN_SENDING.items())
+    plain = all(getattr(helper, name, missing) == value for name, value in PLAIN_SENDING.items())
+    return plain and compat.transactions_supported(helper)
 
 
 def _publish(
@@ -102,7 +105,7 @@ def _publish(
                     sequence=sequence,
                     entities_types=[],
                     update=False,
-                    draft_id=helper.draft_id,
+                    draft_id=getattr(helper, "draft_id", None),
                 )
             channel.tx_commit()
     finally:
@@ -127,6 +130,6 @@ def _connection_parameters(helper: OpenCTIConnectorHelper) -> pika.ConnectionPar
         virtual_host=connection["vhost"],
         credentials=pika.PlainCredentials(connection["user"], connection["pass"]),
         ssl_options=(
-            pika.SSLOptions(create_mq_ssl_context(helper.config), connection["host"]) if connection["use_ssl"] else None
+            pika.SSLOptions(compat.mq_ssl_context(helper.config), connection["host"]) if connection["use_ssl"] else None
         ),
     )
