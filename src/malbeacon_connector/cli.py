@@ -18,7 +18,7 @@ from malbeacon_connector import __version__
 from malbeacon_connector.malbeacon.client import client_from_settings
 from malbeacon_connector.malbeacon.simulator import MalbeaconSimulator, load_sample_data, read_data_file
 from malbeacon_connector.opencti.gate import canonical_type
-from malbeacon_connector.pipeline import Enriched, LookupOutcome, enrich_entities, entity_for_value
+from malbeacon_connector.pipeline import Enriched, LookupOutcome, counted, enrich_entities, entity_for_value
 from malbeacon_connector.settings import (
     DEFAULT_CONFIG_FILE,
     CommandLineSettings,
@@ -286,10 +286,6 @@ def _replace_atomically(target: Path, text: str) -> None:
         raise
 
 
-def _counted(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
 def _print_summary(results: Sequence[LookupOutcome], bundle: dict, output: str) -> None:
     for result in results:
         print(result.summary(), file=sys.stderr)
@@ -300,8 +296,8 @@ def _print_summary(results: Sequence[LookupOutcome], bundle: dict, output: str) 
     failed = sum(result.error is not None for result in results)
     where = "standard output" if output == "-" else output
     print(
-        f"{_counted(len(results), 'value')}: {found} found, {len(results) - found - failed} not found, "
-        f"{failed} failed; {_counted(len(bundle['objects']), 'STIX object')} written to {where}",
+        f"{counted(len(results), 'value')}: {found} found, {len(results) - found - failed} not found, "
+        f"{failed} failed; {counted(len(bundle['objects']), 'STIX object')} written to {where}",
         file=sys.stderr,
     )
     if counts:

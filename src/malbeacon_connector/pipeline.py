@@ -70,31 +70,31 @@ class LookupOutcome:
             return f"{asked}: not found in Malbeacon{self._cost()}"
         parsed = self.parsed
         kept = [record for lookup in self.lookups for record in lookup.records]
-        line = f"{asked}: {_count(parsed.received, 'record')}, {len(kept)} kept"
+        line = f"{asked}: {counted(parsed.received, 'record')}, {len(kept)} kept"
         if parsed.rows_dropped:
             line += f", {parsed.rows_dropped} dropped"
         if self.left_out:
             line += f", {self.left_out} older ones left out (MALBEACON_MAX_RECORDS={self.max_records})"
         ips = {record.actor_ip for record in kept if record.actor_ip is not None}
         hostnames = {record.actor_hostname for record in kept if record.actor_hostname is not None}
-        line += f"; {_count(len(ips), 'actor IP')}, {_count(len(hostnames), 'actor host name')}"
+        line += f"; {counted(len(ips), 'actor IP')}, {counted(len(hostnames), 'actor host name')}"
         if parsed.dropped:
             reasons = ", ".join(f"{reason} x{count}" for reason, count in sorted(parsed.dropped.items()))
             line += f"; ignored: {reasons}"
         if objects_sent is not None:
-            line += f"; {_count(objects_sent, 'object')} sent"
+            line += f"; {counted(objects_sent, 'object')} sent"
         return line + self._cost()
 
     def _cost(self) -> str:
         """What the lookups cost: HTTP requests (retries included), and lookups the cache answered."""
-        calls = _count(self.api_calls, "API call")
+        calls = counted(self.api_calls, "API call")
         retries = self.api_calls - self.asked
         if retries > 0:
-            calls += f" ({_count(self.asked, 'lookup')}, {retries} retr{'y' if retries == 1 else 'ies'})"
+            calls += f" ({counted(self.asked, 'lookup')}, {retries} retr{'y' if retries == 1 else 'ies'})"
         return f" [{calls}, {self.cached} answered by the cache]" if self.cached else f" [{calls}]"
 
 
-def _count(number: int, noun: str) -> str:
+def counted(number: int, noun: str) -> str:
     """`1 record`, `2 records`."""
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
@@ -110,13 +110,13 @@ def look_up(
         try:
             answer = client.answer(endpoint, entity.value)
         except MalbeaconError as error:
-            result.api_calls += client.requests_sent - sent_before
-            result.asked += 1
             result.error = error
+        result.api_calls += client.requests_sent - sent_before
+        if result.error is not None:
+            result.asked += 1
             break
         result.cached += answer.cached
         result.asked += not answer.cached
-        result.api_calls += client.requests_sent - sent_before
         parsed = parse_records(answer.rows)
         result.lookups.append(Lookup(endpoint, parsed.records))
         result.parsed.extend(parsed)

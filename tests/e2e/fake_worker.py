@@ -135,15 +135,18 @@ def _relationship(
 
 def _location(platform: FakeOpenCTI, location: dict[str, Any]) -> None:
     """A country is matched by its name or any alias of a stored one; the sent id is kept on the match."""
-    names = {location.get("name", "").lower(), *(alias.lower() for alias in location.get("x_opencti_aliases") or [])}
     for stored in platform.knowledge_of("location"):
-        stored_names = {stored.get("name", "").lower(), *(a.lower() for a in stored.get("x_opencti_aliases") or [])}
-        if stored["id"] != location["id"] and names & stored_names:
+        if stored["id"] != location["id"] and _names(location) & _names(stored):
             stored.setdefault("x_opencti_stix_ids", [])
             if location["id"] not in stored["x_opencti_stix_ids"]:
                 stored["x_opencti_stix_ids"].append(location["id"])
             return
     platform.store_knowledge(dict(location))
+
+
+def _names(location: Mapping[str, Any]) -> set[str]:
+    """A location's name and aliases, as the platform matches them (any case)."""
+    return {location.get("name", "").lower(), *(alias.lower() for alias in location.get("x_opencti_aliases") or [])}
 
 
 def reference_node(reference: Mapping[str, Any]) -> dict[str, Any]:

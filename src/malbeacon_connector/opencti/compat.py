@@ -65,10 +65,15 @@ def listen_queue_class() -> type | None:
     return queue_class if isinstance(queue_class, type) else None
 
 
+def _mq_ssl_context_factory() -> Any:
+    create = getattr(pycti_helper, "create_mq_ssl_context", None)
+    return create if callable(create) else None
+
+
 def mq_ssl_context(config: dict) -> Any:
     """pycti's TLS context for the broker (its `MQ_USE_SSL_*` settings); None where pycti has none."""
-    create = getattr(pycti_helper, "create_mq_ssl_context", None)
-    return create(config) if callable(create) else None
+    create = _mq_ssl_context_factory()
+    return create(config) if create is not None else None
 
 
 def transactions_supported(helper: Any) -> bool:
@@ -76,7 +81,7 @@ def transactions_supported(helper: Any) -> bool:
     taking the work, sequence and draft, and its broker TLS context."""
     if not callable(getattr(OpenCTIStix2Splitter, "split_bundle_with_expectations", None)):
         return False
-    if not callable(getattr(pycti_helper, "create_mq_ssl_context", None)):
+    if _mq_ssl_context_factory() is None:
         return False
     send_bundle = getattr(helper, "_send_bundle", None)
     if not callable(send_bundle):

@@ -55,15 +55,15 @@ class MalbeaconConnector:
         given_type = str(opencti_entity.get("entity_type") or data.get("entity_type") or "")
         entity_type = canonical_type(given_type) or given_type
         try:
+            value = str(opencti_entity.get("observable_value") or data["stix_entity"].get("value") or "")
             if self._own_automatic_enrichment(data, opencti_entity):
-                value = str(opencti_entity.get("observable_value") or data["stix_entity"].get("value") or "")
                 return self._finish_without_bundle(
                     stix_objects,
                     f"{value!r} was created by this connector (author Malbeacon) and this enrichment is automatic: "
                     "not looked up, so that auto-enrichment does not loop over what Malbeacon returned, spending "
                     "API calls; enrich it manually to look it up (or set MALBEACON_SKIP_OWN_AUTO_ENRICHMENTS=false)",
                 )
-            return self._enrich(entity_type, data["stix_entity"], stix_objects, opencti_entity)
+            return self._enrich(entity_type, value, data["stix_entity"], stix_objects, opencti_entity)
         except WorkFailed:
             self._send_back_in_playbook(stix_objects)
             raise
@@ -91,9 +91,10 @@ class MalbeaconConnector:
             return None
         return str(work.get("name") or "") if isinstance(work, dict) else None
 
-    def _enrich(self, entity_type: str, stix_entity: dict, stix_objects: list[dict], opencti_entity: dict) -> str:
+    def _enrich(
+        self, entity_type: str, value: str, stix_entity: dict, stix_objects: list[dict], opencti_entity: dict
+    ) -> str:
         settings = self._settings
-        value = str(opencti_entity.get("observable_value") or stix_entity.get("value") or "")
         if not in_scope(entity_type, settings.connector.scope):
             return self._finish_without_bundle(
                 stix_objects,
