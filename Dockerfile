@@ -16,4 +16,6 @@ COPY __metadata__ ./__metadata__
 RUN pip install --no-deps . && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin connector
 
 USER connector
+# Healthy while the connector rewrites its health file (/tmp by default) and reaches RabbitMQ and OpenCTI.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["malbeacon-connector", "health"]
 ENTRYPOINT ["malbeacon-connector"]

@@ -5,7 +5,7 @@ publishing the enrichment message to the work being reported processed, the obje
 the broker and the process's peak resident memory, for this connector and, in the same run and
 on the same responses, for a stand-in of the existing public connector (`legacy_connector.py`).
 It also times, on the bundle this connector pushed, the sending alone: pycti's `send_stix2_bundle`
-and this connector's `push_bundle`, from a helper of the benchmark's own.
+and this connector's `push_objects`, from a helper of the benchmark's own.
 
     python bench/connector_bench.py [--sizes 10 100 1000 10000] [--runs 3]
 """
@@ -27,11 +27,11 @@ sys.path[:0] = [str(BENCH)]
 
 from harness import Stage, stage  # noqa: E402
 from pycti import OpenCTIConnectorHelper  # noqa: E402
-from responses import generate_rows  # noqa: E402
+from responses import PROFILES, generate_rows  # noqa: E402
 
 from e2e.connector_process import ConnectorProcess, connector_environment  # noqa: E402
 from e2e.fake_opencti import FakeOpenCTI, decode_bundle  # noqa: E402
-from malbeacon_connector.opencti.push import push_bundle  # noqa: E402
+from malbeacon_connector.opencti.push import push_objects  # noqa: E402
 
 LEGACY_COMMAND = (sys.executable, str(BENCH / "legacy_connector.py"))
 
@@ -62,23 +62,26 @@ def legacy_connector(running: Stage) -> Iterator[ConnectorProcess]:
         yield legacy
 
 
-def measure(sizes: list[int], runs: int) -> list[dict]:
-    """One result row per size: both connectors' figures and the sending alone of this one's bundle."""
+def measure(sizes: list[int], runs: int, profile: str = "repeating", legacy_up_to: int = 10_000) -> list[dict]:
+    """One result row per size: both connectors' figures (the existing one's up to `legacy_up_to` records)
+    and the sending alone of this one's bundle."""
     values = {size: [f"c2-{size}-{run}.example.net" for run in range(runs)] for size in sizes}
-    data = {"c2": {value: generate_rows(size, seed=size) for size in sizes for value in values[size]}}
+    data = {"c2": {value: generate_rows(size, seed=size, profile=profile) for size in sizes for value in values[size]}}
     rows, bundles = [], {}
-    with stage(data) as running, legacy_connector(running) as legacy:
+    with stage(data, MALBEACON_MAX_RECORDS=str(max(sizes))) as running, legacy_connector(running) as legacy:
         for size in sizes:
             ours, theirs = _Runs(running.connector), _Runs(legacy)
             for value in values[size]:  # interleaved, so that both see the same machine
                 bundles[size] = ours.enrich(running.platform, value)
-                theirs.enrich(running.platform, value)
-            rows.append({"records": size, "ours": ours.figures(), "legacy": theirs.figures()})
+                if size <= legacy_up_to:
+                    theirs.enrich(running.platform, value)
+            legacy_figures = theirs.figures() if theirs.durations else None
+            rows.append({"records": size, "ours": ours.figures(), "legacy": legacy_figures})
         helper = _pycti_helper(running.platform)
         for row in rows:
             sending = partial(_time_sending, running.platform, helper, bundles[row["records"]], runs)
             row["pycti_seconds"] = sending(OpenCTIConnectorHelper.send_stix2_bundle)
-            row["push_seconds"] = sending(push_bundle)
+            row["push_seconds"] = sending(lambda helper, bundle: push_objects(helper, json.loads(bundle)["objects"]))
     return rows
 
 
@@ -164,20 +167,27 @@ def print_tables(rows: list[dict]) -> None:
         ours, theirs = row["ours"], row["legacy"]
         cells = [f"{row['records']:,}"]
         for figures in (ours, theirs):
-            cells += [
-                f"{figures['seconds']:.3f} s",
-                _runs(figures),
-                f"{figures['objects']:,}",
-                f"{figures['ms_per_object']:.2f}",
-                f"{figures['peak_rss_mib']:.0f} MiB",
-            ]
-        cells.append(f"{ours['seconds'] / theirs['seconds']:.2f}")
-        cells.append(f"{ours['ms_per_object'] / theirs['ms_per_object']:.2f}")
+            cells += (
+                [
+                    f"{figures['seconds']:.3f} s",
+                    _runs(figures),
+                    f"{figures['objects']:,}",
+                    f"{figures['ms_per_object']:.2f}",
+                    f"{figures['peak_rss_mib']:.0f} MiB",
+                ]
+                if figures is not None
+                else ["(not run)", "", "", "", ""]
+            )
+        if theirs is not None:
+            cells.append(f"{ours['seconds'] / theirs['seconds']:.2f}")
+            cells.append(f"{ours['ms_per_object'] / theirs['ms_per_object']:.2f}")
+        else:
+            cells += ["", ""]
         print("| " + " | ".join(cells) + " |")
     print()
     print("| records | this connector (median) | pycti's send_stix2_bundle alone ", end="")
     print("| share beyond pycti's sending ", end="")
-    print("| push_bundle alone | share beyond its own sending |")
+    print("| push_objects alone | share beyond its own sending |")
     print("|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         seconds = row["ours"]["seconds"]
@@ -192,8 +202,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", choices=PROFILES, default="repeating", help="responses: see responses.py")
+    parser.add_argument("--legacy-up-to", type=int, default=10_000, help="largest size the existing one enriches")
     args = parser.parse_args()
-    print_tables(measure(args.sizes, args.runs))
+    print_tables(measure(args.sizes, args.runs, args.profile, args.legacy_up_to))
 
 
 if __name__ == "__main__":

@@ -17,10 +17,14 @@ def _actor(rng: random.Random, index: int) -> tuple[str, str, str, str]:
     return ip, hostname, asn, rng.choice(("NL", "DE", "RU", "US", "BR", "NA"))
 
 
-def generate_rows(count: int, seed: int = 1) -> list[dict[str, str]]:
-    """`count` beacon rows for one C2; about one distinct actor per four rows, heavy hitters repeating."""
+PROFILES = {"repeating": 4, "distinct": 1}  # rows per distinct actor
+
+
+def generate_rows(count: int, seed: int = 1, profile: str = "repeating") -> list[dict[str, str]]:
+    """`count` beacon rows for one C2. `repeating`: about one distinct actor per four rows, heavy hitters
+    repeating; `distinct`: as many actors as rows (a busy panel: most rows a new actor)."""
     rng = random.Random(seed)
-    actors = [_actor(rng, index) for index in range(max(1, count // 4))]
+    actors = [_actor(rng, index) for index in range(max(1, count // PROFILES[profile]))]
     start = datetime(2020, 1, 1, tzinfo=UTC)
     rows = []
     for position in range(count):

@@ -31,13 +31,13 @@ def _certificate(
     return builder.sign(signer, hashes.SHA256())
 
 
-def write_certificates(folder: Path) -> dict[str, Path]:
-    """A CA and a server certificate for 127.0.0.1 signed by it: the files `ca`, `cert` and `key`."""
+def write_certificates(folder: Path, ca_name: str = "Test CA") -> dict[str, Path]:
+    """A CA named `ca_name` and a server certificate for 127.0.0.1 signed by it: the files `ca`, `cert` and `key`.
+
+    Give two CAs trusted together different names: OpenSSL looks an issuer up by its name."""
     folder.mkdir(parents=True, exist_ok=True)
     ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate(
-        "Test CA", ca_key, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")]), ca_key, ca=True
-    )
+    ca = _certificate(ca_name, ca_key, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)]), ca_key, ca=True)
     server = _certificate("127.0.0.1", server_key, ca.subject, ca_key, ca=False)
     files = {"ca": folder / "ca.pem", "cert": folder / "server.pem", "key": folder / "server-key.pem"}
     files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))

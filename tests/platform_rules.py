@@ -26,6 +26,7 @@ _IPS = {"ipv4-addr", "ipv6-addr"}
 ALLOWED_RELATIONSHIPS: list[tuple[str, set[str], set[str]]] = [
     ("resolves-to", {"domain-name"}, _IPS | {"domain-name"}),
     ("based-on", {"indicator"}, set(OBSERVABLE_TYPES)),
+    ("indicates", {"indicator"}, {"infrastructure"}),  # also attack patterns, malware, threat actors...: not used here
     ("communicates-with", {"infrastructure"}, _IPS | {"domain-name", "url", "infrastructure"}),
     ("consists-of", {"infrastructure"}, set(OBSERVABLE_TYPES) | {"infrastructure"}),
     ("belongs-to", _IPS, {"autonomous-system"}),

@@ -80,6 +80,7 @@ def check(version: str) -> tuple[bool, str]:
             "-m",
             "platform_versions",
             "tests/e2e/test_connector.py",
+            "tests/e2e/test_health.py",
         ],
         timeout=1200,
     )

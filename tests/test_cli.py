@@ -1,15 +1,19 @@
 """The command line: enrich, demo, exit statuses and messages."""
 
+import csv
 import errno
+import io
 import json
 import os
 import pty
+import re
 import select
 import stat
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -337,7 +341,9 @@ CONFIG_HELP = "--config FILE settings file, before or after the command (default
                 "TLP:CLEAR, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT, TLP:RED (case-insensitive, the 'TLP:' prefix "
                 "optional) (default: TLP:CLEAR)",
                 "-i FILE, --input FILE a file of values, one per line (# starts a comment)",
-                "-o FILE, --output FILE bundle file, - for standard output (default: -)",
+                "-o FILE, --output FILE output file, - for standard output (default: -)",
+                "-f FORMAT, --format FORMAT stix (a STIX 2.1 bundle), or a row per actor: table (plain text) or csv "
+                "(default: stix)",
             ],
         ),
         (
@@ -380,8 +386,11 @@ def test_demo_checks_its_output_before_starting(capsys, tmp_path):
     assert err == f"malbeacon-connector: --output no/x.json: cannot be written (no directory {tmp_path / 'no'})\n"
 
 
-def test_the_output_file_is_replaced_atomically_keeping_its_permissions(configured, capsys, tmp_path, monkeypatch):
-    """The bundle goes to a temporary file beside the output, renamed over it once complete."""
+@pytest.mark.parametrize("output_format", ["stix", "table", "csv"])
+def test_the_output_file_is_replaced_atomically_keeping_its_permissions(
+    configured, capsys, tmp_path, monkeypatch, output_format
+):
+    """The output goes to a temporary file beside it, renamed over it once complete, in every format."""
     output = tmp_path / "bundle.json"
     output.write_text("previous\n", encoding="utf-8")
     output.chmod(0o640)
@@ -389,17 +398,23 @@ def test_the_output_file_is_replaced_atomically_keeping_its_permissions(configur
     real_replace = os.replace
 
     def spying_replace(source, target):
-        replacements.append((Path(source).parent, Path(target).read_text(), json.loads(Path(source).read_text())))
+        replacements.append((Path(source).parent, Path(target).read_text(), Path(source).read_bytes().decode()))
         real_replace(source, target)
 
     monkeypatch.setattr(os, "replace", spying_replace)
-    status, _, _ = run(capsys, "enrich", "--output", "bundle.json", "203.0.113.7")
-    assert status == EXIT_OK
+    status, out, err = run(capsys, "enrich", "-f", output_format, "--output", "bundle.json", "203.0.113.7")
+    assert status == EXIT_OK and out == ""
     ((directory, before, written),) = replacements
     assert (directory, before) == (tmp_path, "previous\n")  # the old file stayed whole until the rename
-    assert json.loads(output.read_text(encoding="utf-8")) == written
+    assert output.read_bytes().decode("utf-8") == written
     assert stat.S_IMODE(output.stat().st_mode) == 0o640
     assert sorted(path.name for path in tmp_path.iterdir()) == ["bundle.json"]
+    if output_format == "stix":
+        assert_valid_bundle(json.loads(written))
+        assert "STIX objects written to bundle.json\n" in err
+    else:
+        assert written == (CSV_OF_203_0_113_7 if output_format == "csv" else TABLE_OF_203_0_113_7)
+        assert f"5 actor rows ({output_format}) written to bundle.json\n" in err
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_temporary_one(configured, capsys, tmp_path, monkeypatch):
@@ -506,6 +521,11 @@ BAD_ARGUMENTS = [
         id="type-unknown",
     ),
     pytest.param(
+        ["enrich", "--format", "json", "203.0.113.7"],
+        f"{PROGRAM} enrich: argument -f/--format: 'json' is not one of stix, table, csv (see --help)",
+        id="format-unknown",
+    ),
+    pytest.param(
         ["enrich", "--input", "/dev/zero"],
         "malbeacon-connector: --input /dev/zero: cannot be read (larger than 64 MiB)",
         id="input-endless",
@@ -559,3 +579,133 @@ def test_a_key_file_or_config_file_that_is_not_a_regular_file_is_refused_without
         EXIT_USAGE,
         f"malbeacon-connector: invalid settings:\n  - {special}: cannot be read (not a regular file)\n",
     )
+
+
+CSV_OF_203_0_113_7 = (  # the simulator's sample: one row per actor IP and host name, sorted
+    "enriched value,value,type,autonomous system,country,first seen,last seen,C2 panels,tags\r\n"
+    "203.0.113.7,192.0.2.44,IPv4-Addr,AS64502 Example Mobile,DE Germany,"
+    "2020-11-02T18:40:13Z,2020-11-02T18:40:13Z,203.0.113.7,agenttesla\r\n"
+    "203.0.113.7,198.51.100.23,IPv4-Addr,AS64500 Example Broadband,NL Netherlands,"
+    '2020-10-22T09:04:40Z,2020-10-23T11:15:02Z,203.0.113.7,"agenttesla, stealer"\r\n'
+    "203.0.113.7,2001:db8:beef::12,IPv6-Addr,AS64503 Example VPN,RO Romania,"
+    '2020-11-05T07:01:55Z,2020-11-05T07:01:55Z,203.0.113.7,"agenttesla, stealer"\r\n'
+    "203.0.113.7,dsl-198-51-100-23.isp.example.com,Domain-Name,AS64500 Example Broadband,NL Netherlands,"
+    '2020-10-22T09:04:40Z,2020-10-23T11:15:02Z,203.0.113.7,"agenttesla, stealer"\r\n'
+    "203.0.113.7,vpn-exit.example.org,Domain-Name,AS64503 Example VPN,RO Romania,"
+    '2020-11-05T07:01:55Z,2020-11-05T07:01:55Z,203.0.113.7,"agenttesla, stealer"\r\n'
+)
+
+TABLE_OF_203_0_113_7 = (
+    "203.0.113.7 (IPv4-Addr): 5 actors\n"
+    "  value                              type         autonomous system          country         "
+    "first seen            last seen             C2 panels    tags\n"
+    "  ---------------------------------  -----------  -------------------------  --------------  "
+    "--------------------  --------------------  -----------  -------------------\n"
+    "  192.0.2.44                         IPv4-Addr    AS64502 Example Mobile     DE Germany      "
+    "2020-11-02T18:40:13Z  2020-11-02T18:40:13Z  203.0.113.7  agenttesla\n"
+    "  198.51.100.23                      IPv4-Addr    AS64500 Example Broadband  NL Netherlands  "
+    "2020-10-22T09:04:40Z  2020-10-23T11:15:02Z  203.0.113.7  agenttesla, stealer\n"
+    "  2001:db8:beef::12                  IPv6-Addr    AS64503 Example VPN        RO Romania      "
+    "2020-11-05T07:01:55Z  2020-11-05T07:01:55Z  203.0.113.7  agenttesla, stealer\n"
+    "  dsl-198-51-100-23.isp.example.com  Domain-Name  AS64500 Example Broadband  NL Netherlands  "
+    "2020-10-22T09:04:40Z  2020-10-23T11:15:02Z  203.0.113.7  agenttesla, stealer\n"
+    "  vpn-exit.example.org               Domain-Name  AS64503 Example VPN        RO Romania      "
+    "2020-11-05T07:01:55Z  2020-11-05T07:01:55Z  203.0.113.7  agenttesla, stealer\n"
+)
+
+
+def parsed_csv(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+CSV_HEADER, *ACTORS_OF_203_0_113_7 = parsed_csv(CSV_OF_203_0_113_7)
+
+
+@pytest.mark.parametrize("option", ["--format", "-f"])
+def test_csv_format_writes_a_row_per_actor_and_keeps_the_summaries_on_stderr(configured, capsys, option):
+    status, out, err = run(capsys, "enrich", option, "csv", "203.0.113.7", "198.51.100.250")
+    assert status == EXIT_OK
+    assert out == CSV_OF_203_0_113_7
+    assert parsed_csv(out) == [CSV_HEADER, *ACTORS_OF_203_0_113_7]
+    assert ACTORS_OF_203_0_113_7[0][:2] == ["203.0.113.7", "192.0.2.44"] and len(ACTORS_OF_203_0_113_7) == 5
+    assert err == (
+        "203.0.113.7 (IPv4-Addr): 6 records, 6 kept; 3 actor IPs, 2 actor host names; ignored: actorhostname: "
+        "not a valid host name x2, actorip: not an IP address x1, tstamp: not a date and time x1 [1 API call]\n"
+        "198.51.100.250 (IPv4-Addr): not found in Malbeacon [1 API call]\n"
+        "2 values: 1 found, 1 not found, 0 failed; 5 actor rows (csv) written to standard output\n"
+    )
+
+
+def test_table_format_has_a_heading_and_a_row_per_actor_and_says_what_was_not_found(configured, capsys):
+    status, out, err = run(capsys, "enrich", "--format", "TABLE", "203.0.113.7", "198.51.100.250")
+    assert status == EXIT_OK
+    assert out == TABLE_OF_203_0_113_7 + "\n198.51.100.250 (IPv4-Addr): not found in Malbeacon\n"
+    cells = [re.split(r" {2,}", line.strip()) for line in out.splitlines()[1:8]]  # the same as the CSV
+    assert [cells[0], *cells[2:]] == [header[1:] for header in [CSV_HEADER, *ACTORS_OF_203_0_113_7]]
+    assert "2 values: 1 found, 1 not found, 0 failed; 5 actor rows (table) written to standard output\n" in err
+    assert "(IPv4-Addr): 6 records" in err and "records" not in out
+
+
+def test_a_failed_value_is_said_in_the_table_and_exits_1_without_the_key(configured, capsys, monkeypatch):
+    monkeypatch.setenv("MALBEACON_API_KEY", SECRET)
+    status, out, err = run(capsys, "enrich", "--format", "table", "203.0.113.7")
+    assert status == EXIT_API_FAILED
+    assert out.startswith("203.0.113.7 (IPv4-Addr): failed: ") and "401" in out and out.count("\n") == 1
+    assert "1 value: 0 found, 0 not found, 1 failed; 0 actor rows (table) written to standard output" in err
+    assert SECRET not in out + err
+
+
+def test_the_stix_format_is_the_default_bundle(configured, capsys):
+    status, out, err = run(capsys, "enrich", "--format", "stix", "203.0.113.7")
+    assert status == EXIT_OK
+    bundle = json.loads(out)
+    assert_valid_bundle(bundle)
+    assert {o["value"] for o in objects_of(bundle, "ipv6-addr")} == {"2001:db8:beef::12"}
+    assert f"{len(bundle['objects'])} STIX objects written to standard output\n  autonomous-system: " in err
+
+
+def test_csv_from_the_real_command_line_against_the_simulator_over_loopback(configured, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCTI_", "CONNECTOR_", "MALBEACON_"))}
+    env.update(MALBEACON_API_BASE_URL=configured.base_url, MALBEACON_API_KEY=configured.api_key)
+    assert configured.base_url.startswith("http://127.0.0.1:")
+    process = subprocess.run(
+        [sys.executable, "-m", "malbeacon_connector", "enrich", "--format", "csv", "198.51.100.250", "203.0.113.7"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
+    assert process.returncode == EXIT_OK, process.stderr
+    assert parsed_csv(process.stdout.decode("utf-8")) == [CSV_HEADER, *ACTORS_OF_203_0_113_7]
+    assert process.stdout == CSV_OF_203_0_113_7.encode("utf-8")
+    assert b"2 values: 1 found, 1 not found, 0 failed; 5 actor rows (csv) written to standard output" in process.stderr
+    assert [(r.endpoint, r.value) for r in configured.api_requests()] == [
+        ("c2", "198.51.100.250"),
+        ("c2", "203.0.113.7"),
+    ]
+
+
+def test_the_daily_call_limit_holds_within_one_run(configured, capsys, monkeypatch):
+    monkeypatch.setenv("MALBEACON_DAILY_CALL_LIMIT", "2")
+    status, out, err = run(capsys, "enrich", "203.0.113.7", "panel.example.net", "2001:db8::7")
+    assert status == EXIT_API_FAILED
+    assert len(configured.api_requests()) == 2
+    assert "2001:db8::7 (IPv6-Addr): failed: the daily limit of 2 Malbeacon requests is reached" in err
+    assert "3 values: 2 found, 0 not found, 1 failed" in err
+    assert objects_of(json.loads(out), "indicator")  # what was found is still written
+
+
+def test_the_same_answers_at_the_same_time_give_the_same_bundle_byte_for_byte(configured, capsys, monkeypatch):
+    from malbeacon_connector import cli
+
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+    monkeypatch.setattr(cli, "datetime", FrozenClock)
+    outputs = [run(capsys, "enrich", "203.0.113.7", "panel.example.net", "198.51.100.250")[1] for _ in range(2)]
+    assert outputs[0] == outputs[1]
+    bundle = json.loads(outputs[0])
+    assert bundle["id"].startswith("bundle--") and len(bundle["objects"]) > 20
+    assert outputs[0].count("\n") == len(bundle["objects"]) + 2  # one object per line

@@ -7,6 +7,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import yaml
 from packaging.specifiers import SpecifierSet
 
 from malbeacon_connector import __version__
+from malbeacon_connector.cli import build_parser
+from malbeacon_connector.health import HealthRecord, write_record
 from malbeacon_connector.schema import SCHEMA_PATH, render
 from malbeacon_connector.settings import DEFAULT_SCOPE, Settings
 
@@ -130,6 +133,45 @@ def test_dockerfile_runs_as_a_non_root_user_without_secrets():
     assert "config.yml" not in {argument.split()[0] for instruction, argument in steps if instruction == "COPY"}
 
 
+def _healthcheck() -> tuple[dict[str, str], list[str]]:
+    """The Dockerfile's HEALTHCHECK: its options (`interval`: `30s`, ...) and its command (exec form)."""
+    (argument,) = [argument for instruction, argument in _dockerfile_steps() if instruction == "HEALTHCHECK"]
+    options, _, command = argument.partition(" CMD ")
+    return dict(option.removeprefix("--").split("=", 1) for option in options.split()), json.loads(command)
+
+
+def _seconds(duration: str) -> int:
+    """A Docker duration of minutes and seconds (`1m30s`) in seconds."""
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert match and duration, f"not a duration: {duration!r}"
+    return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+
+
+def test_the_image_and_the_compose_file_check_health_with_the_health_command():
+    options, command = _healthcheck()
+    (entry_point,) = [
+        json.loads(argument) for instruction, argument in _dockerfile_steps() if instruction == "ENTRYPOINT"
+    ]
+    assert command == [*entry_point, "health"]  # the installed script, with the subcommand it has
+    assert f'{entry_point[0]} = "malbeacon_connector.cli:main"' in (ROOT / "pyproject.toml").read_text()
+    assert build_parser().parse_args(command[1:]).command == "health"
+    assert set(options) == {"interval", "timeout", "start-period", "retries"}
+    interval, timeout = _seconds(options["interval"]), _seconds(options["timeout"])
+    assert 10 <= interval <= 300 and 1 <= timeout < interval
+    assert _seconds(options["start-period"]) >= 30  # registration tries 3 times 5 s apart, then the broker
+    assert 2 <= int(options["retries"]) <= 10
+    healthcheck = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["connector-malbeacon"][
+        "healthcheck"
+    ]
+    assert healthcheck == {
+        "test": ["CMD", *command],
+        "interval": options["interval"],
+        "timeout": options["timeout"],
+        "start_period": options["start-period"],
+        "retries": int(options["retries"]),
+    }
+
+
 def test_dockerfile_install_and_entry_point_replayed_in_a_fresh_environment(tmp_path):
     """No Docker engine here: copy what it copies, run its pip steps in a new venv, start its entry point."""
     workdir = tmp_path / "image"
@@ -176,6 +218,18 @@ def test_dockerfile_install_and_entry_point_replayed_in_a_fresh_environment(tmp_
     assert "MALBEACON_API_KEY (malbeacon.api_key): required" in started.stderr
     assert "Traceback" not in started.stderr
     assert shutil.which(entry_point[0], path=str(environment / "bin"))
+    _, healthcheck = _healthcheck()  # the HEALTHCHECK's command, installed: not running, then healthy
+    health_file = tmp_path / "health.json"
+    env["MALBEACON_HEALTH_FILE"] = str(health_file)
+    probe = subprocess.run(healthcheck, cwd=workdir, env=env, capture_output=True, text=True, timeout=60)
+    assert (probe.returncode, probe.stderr) == (
+        1,
+        f"unhealthy: the connector is not running (no health file {health_file})\n",
+    )
+    now = time.time()
+    write_record(health_file, HealthRecord(os.getpid(), now, now, "listening", now, 60, now, 120))
+    probe = subprocess.run(healthcheck, cwd=workdir, env=env, capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0 and probe.stdout.startswith(f"healthy: pid {os.getpid()} (listening)"), probe.stderr
 
 
 def test_the_conventional_entry_point_runs_the_connector_and_checks_its_settings(tmp_path):

@@ -161,6 +161,7 @@ def test_environment_wins_over_config_file_and_keeps_its_other_values(monkeypatc
         ("IPv4-Addr,IPv6-Addr,Domain-Name", ("IPv4-Addr", "IPv6-Addr", "Domain-Name")),
         (" domain-name , IPV4-ADDR ", ("Domain-Name", "IPv4-Addr")),
         ("ipv6-addr,,ipv6-addr,", ("IPv6-Addr",)),
+        ("IPv4-Addr,indicator", ("IPv4-Addr", "Indicator")),  # opt-in: an indicator's values of the types in scope
     ],
 )
 def test_scope_from_environment_is_case_insensitive_and_normalised(monkeypatch, config_file, scope, expected):
@@ -210,7 +211,10 @@ INVALID_SETTINGS = [
     pytest.param("MALBEACON_INDICATOR_SCORE_LEVEL", "abc", "integer from 0 to 100", id="score-abc"),
     pytest.param("MALBEACON_MAX_TLP", "purple", "TLP:CLEAR, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT, TLP:RED", id="tlp"),
     pytest.param(
-        "CONNECTOR_SCOPE", "Email-Addr", "allowed: IPv4-Addr, IPv6-Addr, Domain-Name, Url, User-Agent", id="scope-email"
+        "CONNECTOR_SCOPE",
+        "Email-Addr",
+        "allowed: IPv4-Addr, IPv6-Addr, Domain-Name, Url, User-Agent, Indicator",
+        id="scope-email",
     ),
     pytest.param("CONNECTOR_SCOPE", " , ", "allowed: IPv4-Addr, IPv6-Addr, Domain-Name", id="scope-no-entry"),
     pytest.param("MALBEACON_IP_LOOKUPS", "c2,actorhostname", "allowed: c2, c2ip, actorip", id="ip-lookups"),

@@ -1,7 +1,6 @@
-"""The command line: run the connector (default), `enrich` values standalone, `simulate` the API, `demo`."""
+"""The command line: run the connector (default), `enrich` values standalone, `simulate` the API, `demo`, `health`."""
 
 import argparse
-import json
 import os
 import re
 import secrets
@@ -9,32 +8,37 @@ import signal
 import stat
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from malbeacon_connector import __version__
+from malbeacon_connector import __version__, health
 from malbeacon_connector.malbeacon.client import client_from_settings
 from malbeacon_connector.malbeacon.simulator import MalbeaconSimulator, load_sample_data, read_data_file
 from malbeacon_connector.opencti.gate import canonical_type
 from malbeacon_connector.pipeline import Enriched, LookupOutcome, counted, enrich_entities, entity_for_value
+from malbeacon_connector.report import render_csv, render_table, value_reports
 from malbeacon_connector.settings import (
     DEFAULT_CONFIG_FILE,
     CommandLineSettings,
     MalbeaconSettings,
     Settings,
     SettingsError,
+    health_file_from,
     load_settings,
     read_config_file,
     settings_from,
 )
-from malbeacon_connector.stix.bundle import make_bundle, merge_objects
+from malbeacon_connector.stix.bundle import bundle_text, make_bundle, merge_objects
 from malbeacon_connector.tlp import ALLOWED_TLP_TEXT, MARKING_DEFINITIONS, check_max_tlp, marking_id, normalise_tlp
 from malbeacon_connector.values import STIX_TYPES, normalise_value
 
 EXIT_OK, EXIT_API_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_UNHEALTHY = 1  # `health`: not 2, which Docker's HEALTHCHECK reserves
 INPUT_MAX_MB = 64
+FORMATS = ("stix", "table", "csv")
 
 
 class UsageError(Exception):
@@ -54,6 +58,13 @@ def _entity_type(text: str) -> str:
     if entity_type is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(STIX_TYPES)} (any case)")
     return entity_type
+
+
+def _output_format(text: str) -> str:
+    """`--format`, any case: one of FORMATS."""
+    if text.strip().lower() not in FORMATS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(FORMATS)}")
+    return text.strip().lower()
 
 
 def _port(text: str) -> int:
@@ -82,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_option(parser, None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", help="without one: run the OpenCTI connector")
 
-    enrich_parser = commands.add_parser("enrich", help="enrich values and write a STIX 2.1 bundle")
+    enrich_parser = commands.add_parser("enrich", help="enrich values and write a STIX 2.1 bundle, a table or CSV")
     enrich_parser.add_argument("values", nargs="*", metavar="VALUE", help="IP addresses, domain names, URLs...")
     enrich_parser.add_argument(
         "-t",
@@ -100,7 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
         "-i", "--input", type=Path, metavar="FILE", help="a file of values, one per line (# starts a comment)"
     )
     enrich_parser.add_argument(
-        "-o", "--output", default="-", metavar="FILE", help="bundle file, - for standard output (default: %(default)s)"
+        "-o", "--output", default="-", metavar="FILE", help="output file, - for standard output (default: %(default)s)"
+    )
+    enrich_parser.add_argument(
+        "-f",
+        "--format",
+        type=_output_format,
+        default="stix",
+        metavar="FORMAT",
+        help="stix (a STIX 2.1 bundle), or a row per actor: table (plain text) or csv (default: %(default)s)",
     )
 
     simulate_parser = commands.add_parser("simulate", help="serve the Malbeacon API simulator on loopback")
@@ -116,7 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.add_argument(
         "-o", "--output", default="demo-bundle.json", metavar="FILE", help="bundle file (default: %(default)s)"
     )
-    for subparser in (enrich_parser, simulate_parser, demo_parser):
+    health_parser = commands.add_parser(
+        "health",
+        help="whether the connector writing MALBEACON_HEALTH_FILE is alive and reaches its broker and the platform",
+    )
+    for subparser in (enrich_parser, simulate_parser, demo_parser, health_parser):
         _add_config_option(subparser, argparse.SUPPRESS)  # given after the command; else the one before it
     return parser
 
@@ -132,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_simulator(args)
         if args.command == "demo":
             return run_demo(args)
+        if args.command == "health":
+            return run_health(config_file, required)
         content = read_config_file(config_file, required)
         settings = settings_from(Settings, content)
         from malbeacon_connector.opencti.lifecycle import run  # pycti is imported only to run the connector
@@ -190,15 +215,28 @@ def run_enrich(args: argparse.Namespace, settings: MalbeaconSettings) -> int:
         raise UsageError(f"--tlp: {tlp} is above MALBEACON_MAX_TLP ({settings.max_tlp}); nothing was sent to Malbeacon")
     targets = _targets(_read_values(args), args.type)
     stream = sys.stderr if args.input and sys.stderr.isatty() else None
-    return _deliver(enrich_values(targets, tlp, settings, progress=stream), args.output)
+    return _deliver(enrich_values(targets, tlp, settings, progress=stream), args.output, args.format)
 
 
-def _deliver(enriched: Enriched, output: str) -> int:
-    """Write the bundle and the summary; the exit status: 1 when a Malbeacon call failed."""
-    bundle = bundle_for(enriched)
-    _write(bundle, output)
-    _print_summary(enriched.outcomes, bundle, output)
+def _deliver(enriched: Enriched, output: str, output_format: str = "stix") -> int:
+    """Write the bundle (or the actors as a table or CSV) and the summary; the exit status: 1 when a
+    Malbeacon call failed."""
+    text, written, counts = _rendered(enriched, output_format)
+    _write(text, output)
+    _print_summary(enriched.outcomes, written, counts, output)
     return EXIT_API_FAILED if any(outcome.error for outcome in enriched.outcomes) else EXIT_OK
+
+
+def _rendered(enriched: Enriched, output_format: str) -> tuple[Iterable[str], str, dict[str, int]]:
+    """The text to write (in pieces), what it holds (`46 STIX objects`) and, for a bundle, its objects by type."""
+    if output_format == "stix":
+        bundle = bundle_for(enriched)
+        counts = Counter(o["type"] for o in bundle["objects"])
+        return bundle_text(bundle), counted(len(bundle["objects"]), "STIX object"), counts
+    reports = value_reports(enriched.outcomes)
+    render = render_table if output_format == "table" else render_csv
+    rows = sum(len(report.rows) for report in reports)
+    return [render(reports)], f"{counted(rows, 'actor row')} ({output_format})", {}
 
 
 def enrich_values(
@@ -221,7 +259,7 @@ def bundle_for(enriched: Enriched) -> dict:
         marking_id(entity.tlp): MARKING_DEFINITIONS[entity.tlp] for entity in entities if entity.tlp != "TLP:CLEAR"
     }
     originals = [entity.stix_object for entity in entities]
-    return make_bundle(merge_objects([*markings.values(), *originals], enriched.objects))
+    return make_bundle(merge_objects([*markings.values(), *originals], enriched.objects), deterministic=True)
 
 
 def _draw_progress(stream: TextIO, done: int, total: int, width: int = 30) -> None:
@@ -252,23 +290,24 @@ def _output_problem(path: Path) -> str | None:
     return None
 
 
-def _write(bundle: dict, output: str) -> None:
-    text = json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
+def _write(text: Iterable[str], output: str) -> None:
+    """Write the pieces of text to standard output, a device, or a file replaced atomically."""
     if output == "-":
-        sys.stdout.write(text)
+        sys.stdout.writelines(text)
         sys.stdout.flush()
         return
     target = Path(os.path.realpath(output))  # through a symbolic link, to the file it names
     try:
         if target.exists() and not target.is_file():
-            target.write_text(text, encoding="utf-8")
+            with target.open("w", encoding="utf-8") as stream:
+                stream.writelines(text)
         else:
             _replace_atomically(target, text)
     except OSError as error:
         raise UsageError(f"--output {output}: cannot be written ({error.strerror})") from None
 
 
-def _replace_atomically(target: Path, text: str) -> None:
+def _replace_atomically(target: Path, text: Iterable[str]) -> None:
     """Write a temporary file beside `target`, then rename it: `target` is the old file or the whole new one."""
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
@@ -277,7 +316,7 @@ def _replace_atomically(target: Path, text: str) -> None:
         with open(descriptor, "w", encoding="utf-8") as stream:
             if mode is not None:  # a replaced file keeps its permissions
                 os.fchmod(stream.fileno(), mode)
-            stream.write(text)
+            stream.writelines(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, target)
@@ -286,18 +325,15 @@ def _replace_atomically(target: Path, text: str) -> None:
         raise
 
 
-def _print_summary(results: Sequence[LookupOutcome], bundle: dict, output: str) -> None:
+def _print_summary(results: Sequence[LookupOutcome], written: str, counts: dict[str, int], output: str) -> None:
     for result in results:
         print(result.summary(), file=sys.stderr)
-    counts: dict[str, int] = {}
-    for stix_object in bundle["objects"]:
-        counts[stix_object["type"]] = counts.get(stix_object["type"], 0) + 1
     found = sum(result.found for result in results)
     failed = sum(result.error is not None for result in results)
     where = "standard output" if output == "-" else output
     print(
         f"{counted(len(results), 'value')}: {found} found, {len(results) - found - failed} not found, "
-        f"{failed} failed; {counted(len(bundle['objects']), 'STIX object')} written to {where}",
+        f"{failed} failed; {written} written to {where}",
         file=sys.stderr,
     )
     if counts:
@@ -326,6 +362,21 @@ def run_simulator(args: argparse.Namespace) -> int:
     stop.wait()
     simulator.stop()
     return EXIT_OK
+
+
+def run_health(config_file: Path, required: bool) -> int:
+    """One line on the connector's health; 0 when healthy, else 1 (whatever the reason)."""
+    try:
+        path = health_file_from(read_config_file(config_file, required))
+    except SettingsError as error:
+        print(f"unhealthy: cannot tell, the settings are invalid: {'; '.join(error.problems)}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    if path is None:
+        print("unhealthy: cannot tell, the health file is turned off (MALBEACON_HEALTH_FILE=none)", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    verdict = health.check(path)
+    print(verdict.line, file=sys.stdout if verdict.healthy else sys.stderr)
+    return EXIT_OK if verdict.healthy else EXIT_UNHEALTHY
 
 
 def run_demo(args: argparse.Namespace) -> int:

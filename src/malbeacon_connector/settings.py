@@ -2,7 +2,8 @@
 
 Every setting has a YAML path (`malbeacon.api_key`) and an environment name
 (`MALBEACON_API_KEY`). Problems are collected and reported together, each naming the
-setting and what it accepts.
+setting and what it accepts. `HTTPS_CA_CERTIFICATES`, which OpenCTI's composer sets for every
+connector, is read from the environment only (`managed_ca_certificates`).
 """
 
 import difflib
@@ -15,16 +16,20 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic.functional_validators import BeforeValidator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from malbeacon_connector.health import DEFAULT_HEALTH_FILE, PLATFORM_SECONDS
 from malbeacon_connector.malbeacon.endpoints import DOMAIN_ENDPOINTS, IP_ENDPOINTS
+from malbeacon_connector.malbeacon.trust import certificate_blocks
 from malbeacon_connector.stix.validity import VALID_FROM_CHOICES
 from malbeacon_connector.tlp import ALLOWED_TLP_TEXT, TLP_LEVELS, normalise_tlp
 from malbeacon_connector.values import STIX_TYPES
 
 DEFAULT_BASE_URL = "https://api.malbeacon.com/v1/"
 DEFAULT_SCOPE: tuple[str, ...] = ("IPv4-Addr", "IPv6-Addr", "Domain-Name")
+SCOPE_TYPES: tuple[str, ...] = (*STIX_TYPES, "Indicator")  # an indicator: its values of the types in scope
 LOG_LEVELS = ("debug", "info", "warn", "error")
 _LOG_LEVEL_ALIASES = {"warning": "warn"}
 _PLACEHOLDERS = {"changeme", "change-me", "change_me", ""}
@@ -32,6 +37,8 @@ _URI = {"format": "uri"}
 DEFAULT_CONFIG_FILE = Path("config.yml")
 CONFIG_FILE_MAX_BYTES = 1024 * 1024
 KEY_FILE_MAX_BYTES = 4096
+MANAGED_CA_VARIABLE = "HTTPS_CA_CERTIFICATES"  # set by OpenCTI's composer; pycti reads it too
+CA_FILE_MAX_BYTES = 1024 * 1024
 KNOWN_SECTIONS = ("opencti", "connector", "malbeacon", "mq")  # mq: pycti's own (RabbitMQ), passed to it
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -68,6 +75,21 @@ def _http_url(value: str) -> str:
     return value.strip()
 
 
+def _health_file(value: Any) -> Path | None:
+    """A file path; `none` (any case), null or an empty value in config.yml turns the health file off."""
+    if value is None or (isinstance(value, str | Path) and str(value).strip().lower() in ("", "none")):
+        return None
+    if not isinstance(value, str | Path):
+        raise ValueError("must be a file path, or none")
+    path = Path(str(value).strip())
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a directory; give a file path in it, or none")
+    return path
+
+
+HealthFile = Annotated[Path | None, BeforeValidator(_health_file)]
+
+
 class OpenCTISettings(BaseModel):
     """Where the OpenCTI platform is and how to authenticate (needed by the connector only)."""
 
@@ -92,8 +114,9 @@ class ConnectorSettings(BaseModel):
     name: str = Field("Malbeacon", description="The name shown in OpenCTI")
     scope: Annotated[tuple[str, ...], NoDecode] = Field(
         DEFAULT_SCOPE,
-        description=f"Entity types to enrich, comma-separated, among {', '.join(STIX_TYPES)}",
-        json_schema_extra={"items": {"type": "string", "enum": list(STIX_TYPES)}},
+        description=f"Entity types to enrich, comma-separated, among {', '.join(SCOPE_TYPES)} (an indicator's "
+        "values of the other types in scope are looked up)",
+        json_schema_extra={"items": {"type": "string", "enum": list(SCOPE_TYPES)}},
     )
     auto: bool = Field(False, description="Enrich every new entity in scope automatically")
     log_level: str = Field(
@@ -111,7 +134,7 @@ class ConnectorSettings(BaseModel):
     @field_validator("scope", mode="before")
     @classmethod
     def _check_scope(cls, value: Any) -> tuple[str, ...]:
-        return _choices(value, tuple(STIX_TYPES))
+        return _choices(value, SCOPE_TYPES)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -155,8 +178,8 @@ class MalbeaconSettings(BaseModel):
 
     ca_bundle: Path | None = Field(
         None,
-        description="CA certificates (PEM) to trust for the Malbeacon API instead of certifi's bundle; "
-        "certificates are always verified",
+        description="CA certificates (PEM) to trust for the Malbeacon API instead of certifi's bundle "
+        "(HTTPS_CA_CERTIFICATES adds to either); certificates are always verified",
     )
     cache_ttl: int = Field(
         3600,
@@ -167,6 +190,13 @@ class MalbeaconSettings(BaseModel):
     cache_max_entries: int = Field(1000, description="Answers kept in the cache at most", ge=0, le=1_000_000)
     rate_limit_per_minute: int = Field(
         0, description="Malbeacon requests per minute at most (0: no limit)", ge=0, le=10_000
+    )
+    daily_call_limit: int = Field(
+        0,
+        description="Malbeacon requests per UTC day at most, retries included (0: no limit); counted in the "
+        "connector's state on the platform, shared by processes with the same CONNECTOR_ID",
+        ge=0,
+        le=10_000_000,
     )
     max_response_mb: int = Field(64, description="Largest Malbeacon answer read, in MiB", ge=1, le=1024)
     max_records: int = Field(
@@ -207,6 +237,18 @@ class MalbeaconSettings(BaseModel):
     add_labels: bool = Field(True, description="Malbeacon's tags as labels")
     add_seen_times: bool = Field(True, description="First and last beacon times of actors and panels")
     add_user_agents: bool = Field(False, description="The browser user agents of actors (related-to)")
+    health_file: HealthFile = Field(
+        DEFAULT_HEALTH_FILE,
+        description="The file the connector rewrites every 2 s for `malbeacon-connector health` (a Docker "
+        "HEALTHCHECK, a Kubernetes liveness probe); none turns it off",
+    )
+    health_platform_seconds: int = Field(
+        PLATFORM_SECONDS,
+        description="Seconds without reaching the OpenCTI platform after which `health` reports the connector "
+        "unhealthy; the connector asks the platform every quarter of it (every 30 s at most)",
+        ge=5,
+        le=3600,
+    )
 
     @field_validator("indicator_valid_from", mode="before")
     @classmethod
@@ -252,14 +294,23 @@ class MalbeaconSettings(BaseModel):
     def _check_base_url(cls, value: str) -> str:
         return _http_url(value)
 
+    _managed_ca_certificates: str | None = PrivateAttr(None)
+
+    @property
+    def managed_ca_certificates(self) -> str | None:
+        """The CA certificates (PEM) of HTTPS_CA_CERTIFICATES, trusted besides `ca_bundle`; set by `settings_from`."""
+        return self._managed_ca_certificates
+
     @field_validator(
         "indicator_score_level",
         "max_retries",
         "cache_ttl",
         "cache_max_entries",
         "rate_limit_per_minute",
+        "daily_call_limit",
         "max_response_mb",
         "max_records",
+        "health_platform_seconds",
         mode="before",
     )
     @classmethod
@@ -387,6 +438,24 @@ class CommandLineSettings(_LayeredSettings):
     malbeacon: MalbeaconSettings = Field(default={}, validate_default=True)
 
 
+class _HealthFileSettings(BaseModel):
+    health_file: HealthFile = DEFAULT_HEALTH_FILE
+
+
+class HealthSettings(_LayeredSettings):
+    """What `health` reads: MALBEACON_HEALTH_FILE only, whatever the other settings hold."""
+
+    malbeacon: _HealthFileSettings = Field(default={}, validate_default=True)
+
+
+def health_file_from(config_file_content: dict[str, Any]) -> Path | None:
+    """The health file of the environment over a config file's content (None: turned off); SettingsError."""
+    try:
+        return HealthSettings(**config_file_content).malbeacon.health_file
+    except ValidationError as error:
+        raise SettingsError([_describe(item, HealthSettings) for item in error.errors()]) from None
+
+
 class Settings(_LayeredSettings):
     """Everything the OpenCTI connector needs."""
 
@@ -478,10 +547,44 @@ def load_settings(model: type[T], config_file: Path = DEFAULT_CONFIG_FILE, requi
 def settings_from(model: type[T], config_file_content: dict[str, Any]) -> T:
     """Validate settings from the environment over a config file's content."""
     problems = config_file_problems(config_file_content)
+    managed_problems: list[str] = []
+    try:
+        managed = managed_ca_certificates(os.environ.get(MANAGED_CA_VARIABLE))
+    except ValueError as error:
+        managed, managed_problems = None, [f"{MANAGED_CA_VARIABLE}: {error}"]
     try:
         settings = model(**config_file_content)
     except ValidationError as error:
-        raise SettingsError(problems + [_describe(item, model) for item in error.errors()]) from None
-    if problems:
-        raise SettingsError(problems)
+        raise SettingsError(problems + [_describe(item, model) for item in error.errors()] + managed_problems) from None
+    if problems or managed_problems:
+        raise SettingsError(problems + managed_problems)
+    settings.malbeacon._managed_ca_certificates = managed  # type: ignore[attr-defined]  # both models have it
     return settings
+
+
+def managed_ca_certificates(value: str | None) -> str | None:
+    """The CA certificates (PEM) HTTPS_CA_CERTIFICATES gives, as PEM text or the path of a file; None when unset
+    or empty; ValueError (one line) saying what is wrong and what is allowed."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    allowed = (
+        "allowed: PEM text holding at least one certificate (-----BEGIN CERTIFICATE-----), or the path of a "
+        f"readable PEM file of at most {_size_text(CA_FILE_MAX_BYTES)} holding one"
+    )
+    if "-----BEGIN" in text:
+        source, content = "its PEM text", text
+    else:
+        source = f"the file {text[:200]!r}"
+        try:
+            content = read_small_file(Path(text), CA_FILE_MAX_BYTES).decode("utf-8")
+        except FileRefused as error:
+            raise ValueError(f"{source} cannot be read ({error}); {allowed}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{source} is not PEM text (not UTF-8); {allowed}") from None
+        except ValueError:  # a NUL in the path
+            raise ValueError(f"{source} cannot be read (not a file name); {allowed}") from None
+    try:
+        return certificate_blocks(content)
+    except ValueError as error:
+        raise ValueError(f"{source} holds {error}; {allowed}") from None

@@ -50,7 +50,8 @@ class ConnectorProcess:
 
     The environment inherits this process's (PATH, ...) except connector settings (OPENCTI_*,
     CONNECTOR_*, MQ_*, ...), with `env` on top, the project's `src` on PYTHONPATH and unbuffered
-    output. The working directory is `workdir` (no stray config.yml).
+    output, and its health file in `workdir` unless `env` names one. The working directory is `workdir`
+    (no stray config.yml).
     """
 
     def __init__(
@@ -75,13 +76,10 @@ class ConnectorProcess:
         if self.process is not None:
             raise RuntimeError(f"{self.name} already started")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}
-        env = {**inherited, **self.env, "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
         self._log_file = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command,
-            env=env,
+            env=self.environment(),
             cwd=self.workdir,
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
@@ -90,6 +88,14 @@ class ConnectorProcess:
             preexec_fn=DIE_WITH_PARENT,  # SIGTERM if the test run dies
         )
         return self
+
+    def environment(self) -> dict[str, str]:
+        """The environment the process is given (the same serves a `health` command beside it)."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}
+        env = {**inherited, "MALBEACON_HEALTH_FILE": str(self.workdir / f"{self.name}.health.json")}
+        env.update({**self.env, "PYTHONUNBUFFERED": "1"})
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
+        return env
 
     @property
     def pid(self) -> int | None:

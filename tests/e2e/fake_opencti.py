@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -33,9 +33,10 @@ import pika
 import pika.exceptions
 import stix2
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pycti import Identity, MarkingDefinition
+from pycti import Identity, Indicator, MarkingDefinition
 from pycti import __version__ as PYCTI_VERSION
 
+from .fake_indicators import INDICATOR_PARENT_TYPES, pattern_observable_values, stix_indicator
 from .fake_worker import ImportReport, import_objects, reference_node, unique_objects
 
 CONNECTOR_EXCHANGE = "amqp.connector.exchange"
@@ -315,6 +316,7 @@ class RegisteredConnector:
     registrations: int = 1
     registered_at: float = field(default_factory=time.time)
     state: str | None = None
+    state_reset: bool = False  # "reset state" in the UI: the next ping leaves the state cleared
     pings: int = 0
     connector_info: dict[str, Any] | None = None
     deleted: bool = False
@@ -423,12 +425,101 @@ class FakeOpenCTI:
         `confidence`: the entity's confidence level (an upsert by a less confident connector changes nothing).
         """
         standard_id = standard_id or observable_standard_id(entity_type, value)
+        entity = self._new_entity(
+            entity_id, standard_id, entity_type, OBSERVABLE_PARENT_TYPES, markings, labels, created_by, organizations
+        )
+        entity.update(
+            observable_value=value,
+            x_opencti_description=description,
+            x_opencti_score=score,
+            indicators={"edges": []},
+            value=value,
+        )
+        return self._store(entity, confidence, resolves_to)
+
+    def add_indicator(
+        self,
+        pattern: str,
+        markings: Iterable[str | Mapping[str, Any]] = (),
+        *,
+        pattern_type: str = "stix",
+        observable_values: Sequence[Mapping[str, Any]] | None = None,
+        name: str | None = None,
+        main_observable_type: str | None = None,
+        entity_id: str | None = None,
+        standard_id: str | None = None,
+        score: int | None = 50,
+        labels: Sequence[str] = (),
+        created_by: str | None = None,
+        organizations: Sequence[str] = (),
+        valid_from: str | None = None,
+        valid_until: str | None = None,
+        confidence: int = 50,
+    ) -> str:
+        """Store an Indicator and return its standard id (pycti's id of its pattern, unless `standard_id`).
+
+        `observable_values`: what the platform read from the pattern (`x_opencti_observable_values`, entries
+        `{type, value, hashes}`); by default read from a STIX pattern as the platform does, none for other
+        pattern types. `main_observable_type`: the first value's type by default. `valid_until`: 90 days
+        after `valid_from` (now) by default. The other options are those of `add_entity`.
+        """
+        if observable_values is None:
+            observable_values = pattern_observable_values(pattern) if pattern_type.lower() == "stix" else []
+        values = [dict(entry) for entry in observable_values]
         stamp = now_iso()
-        entity = {
+        starts = valid_from or stamp
+        ends = valid_until or (parse_iso(starts) + timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        entity = self._new_entity(
+            entity_id,
+            standard_id or Indicator.generate_id(pattern),
+            "Indicator",
+            INDICATOR_PARENT_TYPES,
+            markings,
+            labels,
+            created_by,
+            organizations,
+        )
+        entity.update(
+            revoked=False,
+            confidence=confidence,
+            created=stamp,
+            modified=stamp,
+            pattern_type=pattern_type,
+            pattern_version="2.1" if pattern_type.lower() == "stix" else None,
+            pattern=pattern,
+            name=name or pattern,
+            description=None,
+            indicator_types=[],
+            valid_from=starts,
+            valid_until=ends,
+            x_opencti_score=score,
+            x_opencti_detection=False,
+            x_opencti_main_observable_type=main_observable_type or (values[0]["type"] if values else "Unknown"),
+            x_opencti_observable_values=values,
+            x_mitre_platforms=None,
+            observables={"edges": []},
+            killChainPhases=[],
+        )
+        return self._store(entity, confidence)
+
+    def _new_entity(
+        self,
+        entity_id: str | None,
+        standard_id: str,
+        entity_type: str,
+        parent_types: Sequence[str],
+        markings: Iterable[str | Mapping[str, Any]],
+        labels: Sequence[str],
+        created_by: str | None,
+        organizations: Sequence[str],
+    ) -> dict[str, Any]:
+        """The fields every stored entity has (API shape)."""
+        stamp = now_iso()
+        return {
             "id": entity_id or str(uuid.uuid4()),
             "standard_id": standard_id,
             "entity_type": entity_type,
-            "parent_types": list(OBSERVABLE_PARENT_TYPES),
+            "parent_types": list(parent_types),
             "spec_version": "2.1",
             "created_at": stamp,
             "updated_at": stamp,
@@ -438,13 +529,11 @@ class FakeOpenCTI:
             "objectMarking": [marking_definition(marking) for marking in markings],
             "objectLabel": [self.label(label) for label in labels],
             "externalReferences": {"edges": []},
-            "observable_value": value,
-            "x_opencti_description": description,
-            "x_opencti_score": score,
-            "indicators": {"edges": []},
-            "value": value,
             "importFiles": {"edges": []},
         }
+
+    def _store(self, entity: dict[str, Any], confidence: int, resolves_to: Sequence[str] = ()) -> str:
+        standard_id = entity["standard_id"]
         with self._condition:
             self.entities[standard_id] = entity
             self.resolves_to[standard_id] = list(resolves_to)
@@ -528,6 +617,8 @@ class FakeOpenCTI:
     def stix_entity(self, any_id: str) -> dict[str, Any]:
         """The entity as the platform's STIX 2.1 converter writes it (with the OpenCTI extensions)."""
         entity = self._require_entity(any_id)
+        if entity["entity_type"] == "Indicator":
+            return stix_indicator(entity, _octi_extension(entity))
         stix: dict[str, Any] = {
             "id": entity["standard_id"],
             "spec_version": "2.1",
@@ -536,17 +627,7 @@ class FakeOpenCTI:
         }
         if entity["objectMarking"]:
             stix["object_marking_refs"] = [m["standard_id"] for m in entity["objectMarking"]]
-        octi = {
-            "extension_type": "property-extension",
-            "id": entity["id"],
-            "type": entity["entity_type"],
-            "created_at": entity["created_at"],
-            "updated_at": entity["updated_at"],
-            "is_inferred": False,
-            "creator_ids": [c["id"] for c in entity["creators"]],
-        }
-        if entity["objectOrganization"]:
-            octi["granted_refs"] = [organization["standard_id"] for organization in entity["objectOrganization"]]
+        octi = _octi_extension(entity)
         sco: dict[str, Any] = {"extension_type": "property-extension", "score": entity["x_opencti_score"]}
         if entity["objectLabel"]:
             sco["labels"] = [label["value"] for label in entity["objectLabel"]]
@@ -952,7 +1033,11 @@ class FakeOpenCTI:
             known = self.connectors.get(connector_id)
             if known is not None:
                 known.pings += 1
-                known.state = state
+                if known.state_reset:  # as the platform: this ping's state is dropped, once
+                    known.state_reset = False
+                else:
+                    known.state = state
+                state = known.state
                 known.connector_info = variables.get("connectorInfo")
         info = variables.get("connectorInfo") or {}
         return {
@@ -971,6 +1056,25 @@ class FakeOpenCTI:
             },
         }
 
+    def _gql_connector(self, variables: dict[str, Any], operation: Operation) -> dict[str, Any] | None:
+        with self._condition:
+            known = self.connectors.get(variables.get("id"))
+            if known is None or known.deleted:
+                return None
+            return {"id": known.id, "name": known.input.get("name"), "connector_state": known.state}
+
+    def reset_state(self, connector_id: str) -> None:
+        """What "reset state" in the UI does: the state is cleared, and the next ping does not restore it."""
+        with self._condition:
+            known = self.connectors[connector_id]
+            known.state, known.state_reset = None, True
+
+    def connector_state(self, connector_id: str) -> dict[str, Any] | None:
+        """The connector's state as the platform keeps it (decoded), None when it has none."""
+        with self._condition:
+            state = self.connectors[connector_id].state
+        return json.loads(state) if state else None
+
     def _gql_deleteConnector(self, variables: dict[str, Any], operation: Operation) -> str:
         connector_id = variables["id"]
         with self._condition:
@@ -985,7 +1089,14 @@ class FakeOpenCTI:
         entity = self.entity(variables.get("id") or "")
         return copy.deepcopy(entity) if entity is not None else None
 
-    _gql_stixCoreObject = _gql_stixCyberObservable  # the helper's reader when no entity_type (playbooks)
+    _gql_indicator = _gql_stixCyberObservable  # the helper's reader of an Indicator
+
+    def _gql_stixCoreObject(self, variables: dict[str, Any], operation: Operation) -> dict[str, Any] | None:
+        """The helper's reader when no entity_type (playbooks): pycti's query asks for no observable values."""
+        entity = self._gql_stixCyberObservable(variables, operation)
+        if entity is not None:
+            entity.pop("x_opencti_observable_values", None)
+        return entity
 
     def _gql_stixNestedRefRelationships(self, variables: dict[str, Any], operation: Operation) -> dict[str, Any]:
         entity = self.entity(str(variables.get("fromId") or "")) or {}
@@ -1066,6 +1177,27 @@ class FakeOpenCTI:
         with self._condition:
             self.api_bundles.append({**variables, "time": time.time()})
         return True
+
+
+def _octi_extension(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """The OpenCTI extension's fields every entity has in the platform's STIX export."""
+    octi = {
+        "extension_type": "property-extension",
+        "id": entity["id"],
+        "type": entity["entity_type"],
+        "created_at": entity["created_at"],
+        "updated_at": entity["updated_at"],
+        "is_inferred": False,
+        "creator_ids": [c["id"] for c in entity["creators"]],
+    }
+    if entity["objectOrganization"]:
+        octi["granted_refs"] = [organization["standard_id"] for organization in entity["objectOrganization"]]
+    return octi
+
+
+def parse_iso(text: str) -> datetime:
+    """A platform timestamp as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def decode_bundle(message: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,10 +5,11 @@ The real worker imports each pushed object through the platform, which does not 
   connector's confidence reaches the entity's; external references are added by their platform
   identity (URL, else source and external id) and never removed;
 - an indicator gets the `valid_until` the platform computes, and is stored revoked when that is past;
+  a new one becomes an entity of the platform, like a new observable;
 - a relationship outside the platform's mapping is refused (an import error; the rest goes on);
 - a country is matched by its name or aliases (the id sent is kept in `x_opencti_stix_ids`);
-- every observable created in the scope of a registered auto-enrichment connector is sent back to it
-  as an automatic enrichment (`mode: auto`, `trigger: create`), its own bundles' observables included.
+- every observable or indicator created in the scope of a registered auto-enrichment connector is sent back
+  to it as an automatic enrichment (`mode: auto`, `trigger: create`), its own bundles' ones included.
 """
 
 from __future__ import annotations
@@ -61,13 +62,7 @@ def import_objects(platform: FakeOpenCTI, objects: list[dict[str, Any]], now: da
         if stix_type in VALUE_TYPES:
             _observable(platform, stix_object, index, report)
         elif stix_type == "indicator":
-            valid_until = stored_valid_until(stix_object)
-            stored = {
-                **stix_object,
-                "valid_until": valid_until.isoformat(),
-                "revoked": revoked_on_arrival(stix_object, now),
-            }
-            platform.store_knowledge(stored)
+            _indicator(platform, stix_object, index, report, now)
         elif stix_type == "relationship":
             _relationship(platform, stix_object, index, report)
         elif stix_type == "location":
@@ -116,6 +111,33 @@ def _observable(
             ]
     platform.add_external_references(stix_object["id"], references)
     report.upserted.append(stix_object["id"])
+
+
+def _indicator(
+    platform: FakeOpenCTI, indicator: dict[str, Any], index: Mapping[str, Any], report: ImportReport, now: datetime
+) -> None:
+    valid_until = stored_valid_until(indicator)
+    platform.store_knowledge(
+        {**indicator, "valid_until": valid_until.isoformat(), "revoked": revoked_on_arrival(indicator, now)}
+    )
+    if platform.entity(indicator["id"]) is not None:
+        return
+    author = index.get(indicator.get("created_by_ref") or "") or {}
+    platform.add_indicator(
+        indicator.get("pattern") or "",
+        [name for name in map(platform.tlp_name, indicator.get("object_marking_refs") or []) if name],
+        pattern_type=indicator.get("pattern_type") or "stix",
+        name=indicator.get("name"),
+        main_observable_type=indicator.get("x_opencti_main_observable_type"),
+        standard_id=indicator["id"],
+        score=indicator.get("x_opencti_score"),
+        labels=indicator.get("labels") or [],
+        created_by=author.get("name"),
+        valid_from=indicator.get("valid_from"),
+        valid_until=valid_until.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    )
+    report.created.append(indicator["id"])
+    report.auto_enrichments += platform.auto_enrich(indicator["id"])
 
 
 def _relationship(

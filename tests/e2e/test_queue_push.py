@@ -1,6 +1,7 @@
 """Pushing a bundle through the real helper and broker: pycti's own messages, in transactions."""
 
 import json
+import random
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -38,14 +39,14 @@ def helper(helper_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenCTI
         helper.stop()
 
 
-def sample_bundle() -> str:
-    """A real enrichment's bundle: a C2 address of the sample data, its TLP marking and what was found."""
+def sample_objects() -> list[dict]:
+    """A real enrichment's objects: a C2 address of the sample data, its TLP marking and what was found."""
     value = "203.0.113.7"
     entity = entity_for_value(value, "IPv4-Addr", "TLP:GREEN")
     lookups = [Lookup("c2", parse_records(load_sample_data()["c2"][value]).records)]
     objects = convert([Findings(entity, lookups)], ConversionOptions(), datetime.now(UTC)).objects
     marking = MARKING_DEFINITIONS["TLP:GREEN"]
-    return json.dumps(make_bundle(merge_objects([marking, entity.stix_object], objects)))
+    return merge_objects([marking, entity.stix_object], objects)
 
 
 def pushed(platform: FakeOpenCTI, connector_id: str, work_id: str) -> list[dict]:
@@ -72,15 +73,15 @@ def test_the_messages_are_pycti_s_own_and_the_work_expects_each_of_them(
     fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, draft_id: str | None, applicant_id: str | None
 ) -> None:
     helper.draft_id, helper.applicant_id = draft_id, applicant_id  # as the listener sets them per message
-    bundle = sample_bundle()
-    object_count = len(json.loads(bundle)["objects"])
+    objects = sample_objects()
+    object_count = len(objects)
 
     helper.work_id = ours = fake_opencti.create_work(helper.connect_id, None)
-    assert push.push_bundle(helper, bundle) == object_count
+    assert push.push_objects(helper, objects) == object_count
     ours_pushed = pushed(fake_opencti, helper.connect_id, ours)
 
     helper.work_id = pycti_s = fake_opencti.create_work(helper.connect_id, None)
-    helper.send_stix2_bundle(bundle)
+    helper.send_stix2_bundle(json.dumps(make_bundle(objects)))
     pycti_pushed = pushed(fake_opencti, helper.connect_id, pycti_s)
 
     assert fake_opencti.works[ours]["expectations"] == fake_opencti.works[pycti_s]["expectations"] == object_count
@@ -92,20 +93,30 @@ def test_the_messages_are_pycti_s_own_and_the_work_expects_each_of_them(
         message["work_id"] = ours
     assert ours_pushed == pycti_pushed
     pushed_ids = {stix["id"] for m in ours_pushed for stix in m["content"]["objects"]}
-    assert pushed_ids == {stix["id"] for stix in json.loads(bundle)["objects"]}
+    assert pushed_ids == {stix["id"] for stix in objects}
 
 
 def test_a_bundle_larger_than_a_transaction_arrives_whole_and_in_order(
     fake_opencti: FakeOpenCTI, helper: OpenCTIConnectorHelper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(push, "TRANSACTION_SIZE", 4)
-    bundle = sample_bundle()
     helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
+    objects = random.Random(5).sample(sample_objects(), len(sample_objects()))  # references before their targets
 
-    count = push.push_bundle(helper, bundle)
+    count = push.push_objects(helper, objects)
 
-    assert count > 3 * push.TRANSACTION_SIZE
-    assert [m["action_sequence"] for m in pushed(fake_opencti, helper.connect_id, work_id)] == list(range(1, count + 1))
+    assert count == len(objects) > 3 * push.TRANSACTION_SIZE
+    messages = pushed(fake_opencti, helper.connect_id, work_id)
+    assert [m["action_sequence"] for m in messages] == list(range(1, count + 1))
+    assert fake_opencti.works[work_id]["expectations"] == count
+    sent: set[str] = set()
+    for message in messages:  # each object after those it references
+        (stix_object,) = message["content"]["objects"]
+        references = {v for k, v in stix_object.items() if k.endswith("_ref")}
+        references |= {ref for k, v in stix_object.items() if k.endswith("_refs") for ref in v}
+        assert references <= sent, stix_object["id"]
+        sent.add(stix_object["id"])
+    assert sent == {stix_object["id"] for stix_object in objects}
 
 
 def test_a_failure_while_publishing_queues_nothing_of_the_open_transaction(
@@ -123,7 +134,7 @@ def test_a_failure_while_publishing_queues_nothing_of_the_open_transaction(
     helper.work_id = fake_opencti.create_work(helper.connect_id, None)
 
     with pytest.raises(ConnectionError, match="broker gone"):
-        push.push_bundle(helper, sample_bundle())
+        push.push_objects(helper, sample_objects())
 
     messages = fake_opencti.take_pushed_messages(helper.connect_id, timeout=2)
     assert [m["action_sequence"] for m in messages] == [1, 2, 3, 4]  # the first transaction only
@@ -141,7 +152,7 @@ def test_a_stop_request_ends_the_push_before_the_next_transaction(
         return len(asked) == 2  # asked before connecting, then before the second transaction
 
     with pytest.raises(push.PushStopped, match=r"^the connector was stopped while sending the bundle: 4 of "):
-        push.push_bundle(helper, sample_bundle(), stop_requested)
+        push.push_objects(helper, sample_objects(), stop_requested)
 
     messages = fake_opencti.take_pushed_messages(helper.connect_id, timeout=2)
     assert [m["action_sequence"] for m in messages] == [1, 2, 3, 4]
@@ -154,7 +165,7 @@ def test_a_stop_requested_before_the_push_sends_nothing_and_expects_nothing(
     helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
 
     with pytest.raises(push.PushStopped, match=r"^the connector was stopped while sending the bundle: 0 of "):
-        push.push_bundle(helper, sample_bundle(), lambda: True)
+        push.push_objects(helper, sample_objects(), lambda: True)
 
     assert fake_opencti.take_pushed_messages(helper.connect_id, timeout=1) == []
     assert fake_opencti.works[work_id]["expectations"] == 0
@@ -201,7 +212,7 @@ def test_an_unreachable_broker_fails_the_push_before_the_work_expects_anything(
     helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
 
     with pytest.raises(pika.exceptions.AMQPConnectionError):
-        push.push_bundle(helper, sample_bundle())
+        push.push_objects(helper, sample_objects())
 
     assert fake_opencti.works[work_id]["expectations"] == 0
 
@@ -213,7 +224,7 @@ def test_a_platform_answer_slower_than_the_heartbeats_does_not_lose_the_push(
     fake_opencti.add_fault(Fault("workEdit", "addExpectations", delay_seconds=5))
     helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
 
-    count = push.push_bundle(helper, sample_bundle())
+    count = push.push_objects(helper, sample_objects())
 
     assert fake_opencti.works[work_id]["expectations"] == count
     assert len(pushed(fake_opencti, helper.connect_id, work_id)) == count
@@ -223,7 +234,7 @@ def test_other_ways_of_sending_are_left_to_pycti(fake_opencti: FakeOpenCTI, help
     helper.queue_protocol = "api"
     helper.work_id = work_id = fake_opencti.create_work(helper.connect_id, None)
 
-    push.push_bundle(helper, sample_bundle())
+    push.push_objects(helper, sample_objects())
 
     assert len(fake_opencti.api_bundles) == 1  # pycti's stixBundlePush mutation
     assert fake_opencti.take_pushed_messages(helper.connect_id, timeout=1) == []

@@ -3,8 +3,6 @@
 pycti's helper is a stub; the Malbeacon side is real (the simulator over loopback); the push is recorded.
 """
 
-import json
-
 import pytest
 from stubs import StubHelper, connector_settings, message
 
@@ -14,19 +12,6 @@ from malbeacon_connector.opencti.connector import MalbeaconConnector, WorkFailed
 from malbeacon_connector.tlp import marking_id
 
 RED = [{"definition_type": "TLP", "definition": "TLP:RED", "standard_id": marking_id("TLP:RED")}]
-
-
-@pytest.fixture
-def sent(monkeypatch) -> list[dict]:
-    """The bundles the connector pushes (pycti's push needs a broker: recorded here instead)."""
-    bundles: list[dict] = []
-
-    def push(helper: object, bundle: str, stop_requested: object = None) -> int:
-        bundles.append(json.loads(bundle))
-        return len(bundles[-1]["objects"])
-
-    monkeypatch.setattr(connector_module, "push_bundle", push)
-    return bundles
 
 
 def handler_for(simulator, playbook: bool = False, **malbeacon: object) -> tuple[MalbeaconConnector, StubHelper]:

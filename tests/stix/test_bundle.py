@@ -1,8 +1,11 @@
 """Bundles: merged without duplicates, and without references to objects they do not hold."""
 
 import copy
+import json
 
-from malbeacon_connector.stix.bundle import without_dangling_refs
+import pytest
+
+from malbeacon_connector.stix.bundle import bundle_text, without_dangling_refs
 
 ENTITY = "ipv4-addr--9ddd739e-87b1-587d-83f2-62ef1130af2f"
 MARKING = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"
@@ -54,3 +57,16 @@ def test_only_the_objects_to_check_are_looked_at():
     given = {"id": ENTITY, "type": "ipv4-addr", "resolves_to_refs": [ABSENT_MAC]}
     cleaned = without_dangling_refs([given, converted], {ENTITY})
     assert cleaned == [{"id": ENTITY, "type": "ipv4-addr"}, converted] and cleaned[1] is converted
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_a_bundle_s_text_in_pieces_is_the_bundle_one_object_per_line(count):
+    objects = [{"type": "note", "id": f"note--{n}", "content": 'Zürich 東京 \u2028 "quoted"\n'} for n in range(count)]
+    bundle = {"type": "bundle", "id": "bundle--1", "objects": objects}
+    pieces = list(bundle_text(bundle))
+    text = "".join(pieces)
+    assert json.loads(text) == bundle
+    assert len(pieces) == count + 2 and text.endswith("\n")
+    lines = [json.dumps(o, ensure_ascii=False) + ("," if n < count - 1 else "") for n, o in enumerate(objects)]
+    assert text.split("\n")[1 : 1 + count] == lines
+    assert ("Zürich 東京" in text) is (count > 0)

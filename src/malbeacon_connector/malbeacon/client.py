@@ -18,6 +18,7 @@ from urllib.parse import quote
 import requests
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
+from malbeacon_connector.malbeacon.budget import CountStore, DailyBudget
 from malbeacon_connector.malbeacon.cache import AnswerCache, RateLimiter
 from malbeacon_connector.malbeacon.deadline import Deadline, watched_session
 from malbeacon_connector.malbeacon.endpoints import ENDPOINTS
@@ -29,6 +30,8 @@ from malbeacon_connector.malbeacon.errors import (
     Unauthorized,
     Unavailable,
 )
+from malbeacon_connector.malbeacon.events import ClientEvents, NoEvents
+from malbeacon_connector.malbeacon.trust import TrustStore
 from malbeacon_connector.settings import MalbeaconSettings
 from malbeacon_connector.text import clean_text
 
@@ -83,7 +86,9 @@ class MalbeaconClient:
         sleep: Callable[[float], None] = time.sleep,
         cache: AnswerCache | None = None,
         rate_limiter: RateLimiter | None = None,
-        ca_bundle: str | None = None,
+        trust: TrustStore | None = None,
+        budget: DailyBudget | None = None,
+        events: ClientEvents | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/") + "/"
         self._api_key = api_key
@@ -91,17 +96,21 @@ class MalbeaconClient:
         self._attempts = max_retries + 1
         self._max_response_bytes = max_response_bytes
         self._session = session or watched_session()
-        self._verify: str | bool = ca_bundle or True  # TLS certificates are verified either way
+        self._trust = trust if trust is not None else TrustStore()  # the client's own: closed with it
+        self._verify = self._trust.path  # an explicit file: no environment variable changes what is trusted
         self._sleep = sleep
         self._cancelled = threading.Event()
         self._deadline: Deadline | None = None
         self._cache = cache if cache is not None else AnswerCache(ttl=0)
         self._rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter(0)
+        self.budget = budget if budget is not None else DailyBudget(0)
+        self._events: ClientEvents = events if events is not None else NoEvents()
         self.requests_sent = 0  # HTTP requests made so far, retries included: what the quota counts
 
     def close(self) -> None:
-        """Release the pooled connections."""
+        """Release the pooled connections, and the trusted certificates' file if one was made."""
         self._session.close()
+        self._trust.close()
 
     @property
     def cancelled(self) -> bool:
@@ -125,18 +134,30 @@ class MalbeaconClient:
         cached = self._cache.get(endpoint, value)
         if cached is not None:
             logger.debug("Malbeacon request %s %r: answered from the cache", endpoint, value)
+            self._events.cache_hit(endpoint)
             return Answer(self._rows(_json(cached), ""), cached=True)
+        started, sent_before = time.monotonic(), self.requests_sent
+        try:
+            return Answer(self._ask(endpoint, value, url), cached=False)
+        finally:
+            if self.requests_sent > sent_before:
+                self._events.lookup(endpoint, time.monotonic() - started)
+
+    def _ask(self, endpoint: str, value: str, url: str) -> list[object]:
+        """The rows Malbeacon gives for one lookup, within its attempts, its deadline and the daily budget."""
         deadline = time.monotonic() + self._timeout * self._attempts
         for attempt in range(1, self._attempts + 1):
             deadline += self._rate_limiter.acquire(self._cancelled)  # waiting for our turn is not Malbeacon's time
             if self._cancelled.is_set():
                 raise Cancelled(_CANCELLED)
+            self.budget.spend()
             started = time.monotonic()
             self.requests_sent += 1
             try:
                 status, body, retry_after = self._attempt(url, min(self._timeout, deadline - started))
                 rows = self._interpret(status, body, retry_after)
             except _Retryable as failure:
+                self._events.request(endpoint, _outcome(failure.error))
                 _log_request(endpoint, value, attempt, started, f"failed, will retry if time allows: {failure.error}")
                 delay = failure.retry_after
                 if delay is None:
@@ -147,11 +168,13 @@ class MalbeaconClient:
                     self._sleep(delay)
                 continue
             except MalbeaconError as error:
+                self._events.request(endpoint, _outcome(error))
                 _log_request(endpoint, value, attempt, started, f"failed: {error}")
                 raise
+            self._events.request(endpoint, "found" if rows else "no_results")
             _log_request(endpoint, value, attempt, started, f"HTTP {status}, {len(rows)} records")
             self._cache.put(endpoint, value, body if rows else b"[]")
-            return Answer(rows, cached=False)
+            return rows
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(self, url: str, timeout: float) -> tuple[int, bytes, str | None]:
@@ -175,7 +198,7 @@ class MalbeaconClient:
         except requests.exceptions.SSLError:
             raise Unavailable(
                 f"the TLS certificate of {self._base_url} is not trusted; if a proxy re-signs traffic, set "
-                "MALBEACON_CA_BUNDLE to its CA certificates (PEM)"
+                "MALBEACON_CA_BUNDLE (or HTTPS_CA_CERTIFICATES) to its CA certificates (PEM)"
             ) from None
         except (requests.RequestException, HTTPError, OSError) as error:
             if self._cancelled.is_set():
@@ -264,6 +287,13 @@ def _json(body: bytes) -> object:
         return _NOT_JSON
 
 
+def _outcome(error: MalbeaconError) -> str:
+    """A failed request's outcome, as the metrics name it."""
+    if isinstance(error, Unauthorized):
+        return "unauthorized"
+    return "rate_limited" if isinstance(error, QuotaExceeded) else "error"
+
+
 def _log_request(endpoint: str, value: str, attempt: int, started: float, outcome: str) -> None:
     """One debug line per request: endpoint, value, attempt, duration and outcome (never the key)."""
     logger.debug(
@@ -292,8 +322,11 @@ def _retry_after_seconds(header: str | None) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
-def client_from_settings(settings: MalbeaconSettings) -> MalbeaconClient:
-    """A client configured by the `malbeacon` settings section, with its cache and rate limit."""
+def client_from_settings(
+    settings: MalbeaconSettings, *, store: CountStore | None = None, events: ClientEvents | None = None
+) -> MalbeaconClient:
+    """A client configured by the `malbeacon` settings section, with its cache, rate limit and daily budget
+    (its count kept in `store`, in memory by default), telling `events` what it does."""
     return MalbeaconClient(
         settings.api_base_url,
         settings.api_key.get_secret_value(),
@@ -302,5 +335,7 @@ def client_from_settings(settings: MalbeaconSettings) -> MalbeaconClient:
         max_response_bytes=settings.max_response_mb * 1024 * 1024,
         cache=AnswerCache(ttl=settings.cache_ttl, max_entries=settings.cache_max_entries),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
-        ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+        trust=TrustStore(settings.ca_bundle, settings.managed_ca_certificates),
+        budget=DailyBudget(settings.daily_call_limit, store),
+        events=events,
     )

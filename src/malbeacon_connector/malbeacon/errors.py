@@ -23,3 +23,7 @@ class BadResponse(MalbeaconError):
 
 class Cancelled(MalbeaconError):
     """The lookup was cut short because the connector is stopping."""
+
+
+class DailyLimitReached(MalbeaconError):
+    """MALBEACON_DAILY_CALL_LIMIT requests were sent today (UTC): none is sent until midnight UTC."""

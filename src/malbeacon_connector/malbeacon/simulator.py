@@ -72,6 +72,7 @@ class RecordedRequest:
     value: str | None
     api_key: str | None
     headers: dict[str, str] = field(default_factory=dict)
+    status: int | None = None  # the HTTP status answered (None when no answer was given)
 
 
 def load_sample_data() -> dict[str, dict[str, list]]:
@@ -182,6 +183,7 @@ def _handler_for(simulator: MalbeaconSimulator) -> type[BaseHTTPRequestHandler]:
 
 class _SimulatorHandler(BaseHTTPRequestHandler):
     sim: MalbeaconSimulator
+    _recorded: RecordedRequest | None = None  # the API request being answered
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body leave at once: no 40 ms delayed-ACK stall
 
@@ -189,6 +191,7 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        self._recorded = None
         if self.path.startswith("/_sim/"):
             self._control("GET")
             return
@@ -196,11 +199,10 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
         endpoint = value = None
         if len(parts) == 5 and parts[:3] == ["", "v1", "c2"]:
             endpoint, value = parts[3], unquote(parts[4])
-        self.sim.record(
-            RecordedRequest(
-                "GET", self.path, endpoint, value, self.headers.get("X-Api-Key"), dict(self.headers.items())
-            )
+        self._recorded = RecordedRequest(
+            "GET", self.path, endpoint, value, self.headers.get("X-Api-Key"), dict(self.headers.items())
         )
+        self.sim.record(self._recorded)
         if endpoint is None or value is None:
             self._json(404, {"message": "ERROR: Not Found"})
             return
@@ -223,6 +225,7 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
         self._control("DELETE")
 
     def _control(self, method: str) -> None:
+        self._recorded = None
         route = self.path.split("?")[0]
         if route == "/_sim/requests" and method == "GET":
             self._json(200, [asdict(request) for request in self.sim.api_requests()])
@@ -314,6 +317,8 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _head(self, status: int, length: int, headers: dict[str, str] | None = None) -> None:
+        if self._recorded is not None:
+            self._recorded.status = status
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(length))

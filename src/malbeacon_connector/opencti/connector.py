@@ -1,12 +1,12 @@
 """Message handling: an enrichment message in, one bundle and a one-line work message out.
 
 Per message: scope check, auto-enrichment loop check, TLP gate (before any Malbeacon request),
-enrichment, one bundle (the original objects + the new ones). In a playbook the original bundle
+what to look up (the observable, or an indicator's values: `targets.py`), enrichment, one bundle
+(the original objects + the new ones). In a playbook the original bundle
 goes back on every path, so the playbook never stalls. Nothing is kept from one message to the
 next but the client's cache of Malbeacon answers.
 """
 
-import json
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -15,15 +15,15 @@ from pycti import OpenCTIConnectorHelper
 
 from malbeacon_connector.malbeacon.client import MalbeaconClient
 from malbeacon_connector.opencti.gate import bundle_tlp, canonical_type, entity_tlp, in_scope
-from malbeacon_connector.opencti.push import PushStopped, push_bundle
+from malbeacon_connector.opencti.metrics import NoMetrics
+from malbeacon_connector.opencti.push import PushStopped, push_objects
+from malbeacon_connector.opencti.targets import NotLookedUp, read_targets, target_name
 from malbeacon_connector.opencti.trigger import author_id, is_automatic
 from malbeacon_connector.pipeline import enrich_entities
 from malbeacon_connector.settings import Settings
 from malbeacon_connector.stix.builder import AUTHOR_ID
-from malbeacon_connector.stix.bundle import make_bundle, merge_objects, without_dangling_refs
-from malbeacon_connector.stix.models import EnrichedEntity
+from malbeacon_connector.stix.bundle import merge_objects, without_dangling_refs
 from malbeacon_connector.tlp import check_max_tlp, most_restrictive
-from malbeacon_connector.values import normalise_value
 
 
 class WorkFailed(Exception):
@@ -33,10 +33,17 @@ class WorkFailed(Exception):
 class MalbeaconConnector:
     """Handles enrichment messages for a helper, with a Malbeacon client."""
 
-    def __init__(self, settings: Settings, helper: OpenCTIConnectorHelper, client: MalbeaconClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        helper: OpenCTIConnectorHelper,
+        client: MalbeaconClient,
+        metrics: NoMetrics | None = None,
+    ) -> None:
         self._settings = settings
         self._helper = helper
         self._client = client
+        self._metrics = metrics if metrics is not None else NoMetrics()
         self.processing = threading.Event()  # set while a message is handled (what a stop waits for)
 
     def process_message(self, data: dict[str, Any]) -> str:
@@ -44,6 +51,9 @@ class MalbeaconConnector:
         self.processing.set()
         try:
             return self._process(data)
+        except WorkFailed:
+            self._metrics.enrichment("failed")
+            raise
         finally:
             self.processing.clear()
 
@@ -55,13 +65,14 @@ class MalbeaconConnector:
         given_type = str(opencti_entity.get("entity_type") or data.get("entity_type") or "")
         entity_type = canonical_type(given_type) or given_type
         try:
-            value = str(opencti_entity.get("observable_value") or data["stix_entity"].get("value") or "")
+            value = target_name(opencti_entity, data["stix_entity"])
             if self._own_automatic_enrichment(data, opencti_entity):
                 return self._finish_without_bundle(
                     stix_objects,
                     f"{value!r} was created by this connector (author Malbeacon) and this enrichment is automatic: "
                     "not looked up, so that auto-enrichment does not loop over what Malbeacon returned, spending "
                     "API calls; enrich it manually to look it up (or set MALBEACON_SKIP_OWN_AUTO_ENRICHMENTS=false)",
+                    "skipped",
                 )
             return self._enrich(entity_type, value, data["stix_entity"], stix_objects, opencti_entity)
         except WorkFailed:
@@ -100,34 +111,40 @@ class MalbeaconConnector:
                 stix_objects,
                 f"{entity_type} {value!r} is out of scope ({', '.join(settings.connector.scope)}); "
                 "nothing was asked to Malbeacon",
+                "out_of_scope",
             )
         # the stored entity's markings, and those of the (playbook) bundle, which may be newer
         tlp = most_restrictive([entity_tlp(opencti_entity.get("objectMarking")), bundle_tlp(stix_entity, stix_objects)])
         max_tlp = settings.malbeacon.max_tlp
         if not check_max_tlp(tlp, max_tlp):
             return self._finish_without_bundle(
-                stix_objects, f"{value!r} is {tlp}, above MALBEACON_MAX_TLP ({max_tlp}): not sent to Malbeacon"
+                stix_objects,
+                f"{value!r} is {tlp}, above MALBEACON_MAX_TLP ({max_tlp}): not sent to Malbeacon",
+                "refused_tlp",
             )
         try:
-            _, normalised = normalise_value(value, entity_type)
-        except ValueError as error:
-            return self._finish_without_bundle(stix_objects, f"cannot be looked up in Malbeacon: {error}")
-        entity = EnrichedEntity(stix_entity, entity_type, normalised, tlp)
-        enriched = enrich_entities(self._client, [entity], settings.malbeacon, datetime.now(UTC))
-        (outcome,) = enriched.outcomes
-        summary = outcome.summary()
+            targets = read_targets(entity_type, value, stix_entity, opencti_entity, tlp, settings)
+        except NotLookedUp as reason:
+            return self._finish_without_bundle(stix_objects, str(reason), "skipped")
+        enriched = enrich_entities(self._client, targets.entities, settings.malbeacon, datetime.now(UTC))
+        summary = targets.summary(enriched.outcomes)
         self._helper.connector_logger.info("Malbeacon enrichment", {"summary": summary})
-        if outcome.error is not None:
+        if any(outcome.error is not None for outcome in enriched.outcomes):
             raise WorkFailed(summary)
-        if not outcome.found:
-            return self._finish_without_bundle(stix_objects, summary)
+        if not any(outcome.found for outcome in enriched.outcomes):
+            return self._finish_without_bundle(stix_objects, summary, "not_found")
         from_platform = {stix_object["id"] for stix_object in stix_objects}
-        objects = without_dangling_refs(merge_objects(stix_objects, enriched.objects), from_platform)
+        objects = without_dangling_refs(
+            merge_objects(stix_objects, targets.new_objects(enriched.objects)), from_platform
+        )
         self._send(objects)
-        return outcome.summary(objects_sent=len(objects))
+        self._metrics.enrichment("found")
+        return targets.summary(enriched.outcomes, objects)
 
-    def _finish_without_bundle(self, stix_objects: list[dict], message: str) -> str:
+    def _finish_without_bundle(self, stix_objects: list[dict], message: str, outcome: str) -> str:
+        """End the work with `message` (counted as `outcome`), the original bundle back to a playbook."""
         self._helper.connector_logger.info(message)
+        self._metrics.enrichment(outcome)
         self._send_back_in_playbook(stix_objects)
         return message
 
@@ -142,6 +159,7 @@ class MalbeaconConnector:
 
     def _send(self, objects: list[dict]) -> None:
         try:
-            push_bundle(self._helper, json.dumps(make_bundle(objects)), lambda: self._client.cancelled)
+            push_objects(self._helper, objects, lambda: self._client.cancelled)
         except PushStopped as stopped:
             raise WorkFailed(str(stopped)) from stopped
+        self._metrics.objects_sent(len(objects))

@@ -18,6 +18,9 @@ from pycti import OpenCTIConnectorHelper
 from malbeacon_connector.malbeacon.client import MalbeaconClient, client_from_settings
 from malbeacon_connector.opencti import compat
 from malbeacon_connector.opencti.connector import MalbeaconConnector
+from malbeacon_connector.opencti.heartbeat import start_heartbeat
+from malbeacon_connector.opencti.metrics import metrics_for
+from malbeacon_connector.opencti.state import PlatformCountStore
 from malbeacon_connector.opencti.trigger import capture_internal
 from malbeacon_connector.settings import Settings
 
@@ -71,6 +74,15 @@ def _busy(helper: OpenCTIConnectorHelper, connector: MalbeaconConnector) -> bool
     return connector.processing.is_set() or compat.handing_over(helper)
 
 
+def _activity(stopper: _Stopper, helper: OpenCTIConnectorHelper, connector: MalbeaconConnector) -> str:
+    """What the connector is doing, for the health file."""
+    if stopper.requested.is_set():
+        return "stopping"
+    if _busy(helper, connector):
+        return "enriching"
+    return "connecting to the broker" if compat.broker_connected(helper) is False else "listening"
+
+
 def _finish(
     helper: OpenCTIConnectorHelper, listener: threading.Thread, client: MalbeaconClient, connector: MalbeaconConnector
 ) -> None:
@@ -121,6 +133,8 @@ def _start_helper(settings: Settings, config: dict[str, Any], stopper: _Stopper)
                     file=sys.stderr,
                     flush=True,
                 )
+            finally:
+                stopper.install()  # pycti installs its own SIGTERM/SIGINT handlers when HTTPS_CA_CERTIFICATES is set
             last = attempt == START_ATTEMPTS
             if stopper.requested.is_set() or (not last and stopper.requested.wait(START_RETRY_SECONDS)):
                 return None
@@ -133,18 +147,23 @@ def run(settings: Settings, config_file_content: dict[str, Any]) -> int:
     """Run the connector until SIGTERM (0); 1 when OpenCTI or the broker fails it (settings are valid)."""
     stopper = _Stopper()
     stopper.install()
-    helper = _start_helper(settings, helper_config(settings, config_file_content), stopper)
+    config = helper_config(settings, config_file_content)
+    helper = _start_helper(settings, config, stopper)
     if helper is None:
         return 0
     stopper.helper = helper
     if not capture_internal(compat.listen_queue_class()):
         helper.connector_logger.info("This pycti keeps no message mode: automatic enrichments are told by work name")
-    client = client_from_settings(settings.malbeacon)
-    connector = MalbeaconConnector(settings, helper, client)
+    metrics = metrics_for(helper, config)
+    client = client_from_settings(settings.malbeacon, store=PlatformCountStore(helper), events=metrics)
+    client.budget.refresh()
+    metrics.watch_budget(client.budget)
+    connector = MalbeaconConnector(settings, helper, client, metrics)
     helper.connector_logger.info(
         "Malbeacon connector listening",
         {"scope": ",".join(settings.connector.scope), "max_tlp": settings.malbeacon.max_tlp},
     )
+    heartbeat = start_heartbeat(settings.malbeacon, helper, lambda: _activity(stopper, helper, connector))
     listener = threading.Thread(target=_listen, args=(helper, connector), name="listen", daemon=True)
     listener.start()
     while listener.is_alive() and not stopper.requested.is_set():
@@ -156,10 +175,13 @@ def run(settings: Settings, config_file_content: dict[str, Any]) -> int:
     else:
         print("malbeacon-connector: the listener stopped unexpectedly; see the log above", file=sys.stderr)
         status = 1
+    if heartbeat is not None:
+        heartbeat.stop()  # `health` then says the connector is not running
     ping = getattr(helper, "ping", None)
     if ping is not None:
         ping.stop()
     client.close()
+    compat.remove_proxy_certificates()  # pycti's exit handlers do not run after os._exit
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)  # the helper's broker threads are not daemons and may sleep up to 10 s

@@ -5,7 +5,9 @@ broker to confirm each message before publishing the next; the messages are pers
 each confirmation waits for a disk write. Here the
 same split and the same messages (built by pycti's `_send_bundle`) are published in
 transactions of up to `TRANSACTION_SIZE` messages: one round trip and one disk write per
-transaction. The broker makes a transaction's messages visible and durable at its commit; those
+transaction. The bundle is never serialised whole: its objects, dependencies first, are split
+one transaction's worth at a time, so memory holds one transaction's messages, whatever the
+bundle's size. The broker makes a transaction's messages visible and durable at its commit; those
 of a transaction never committed (connection lost, error) are dropped, and the work ends in error.
 Unlike confirmed publishing, a transaction cannot learn that a queue refused a message (an
 operator's queue-length limit with `reject-publish`; the platform sets none on these queues).
@@ -15,7 +17,9 @@ directory or S3 copies, the `api` queue protocol) is left to `send_stix2_bundle`
 """
 
 import contextlib
-from collections.abc import Callable
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pika
@@ -24,6 +28,7 @@ from pycti import OpenCTIConnectorHelper
 from pycti.utils.opencti_stix2_splitter import OpenCTIStix2Splitter
 
 from malbeacon_connector.opencti import compat
+from malbeacon_connector.stix.bundle import dependencies_first, make_bundle, with_dependencies
 
 TRANSACTION_SIZE = 1000
 HEARTBEAT_SECONDS = 10  # as pycti's own publisher
@@ -45,23 +50,41 @@ class PushStopped(Exception):
     """The connector is stopping: publishing ended at a transaction boundary, the rest was not sent."""
 
 
-def push_bundle(helper: OpenCTIConnectorHelper, bundle: str, stop_requested: Callable[[], bool] = lambda: False) -> int:
-    """Send the bundle (JSON) for ingestion in the helper's current work; the number of messages sent.
+def push_objects(
+    helper: OpenCTIConnectorHelper, objects: Sequence[dict], stop_requested: Callable[[], bool] = lambda: False
+) -> int:
+    """Send the objects (one bundle's) for ingestion in the helper's current work; the number of messages sent.
 
-    The bundle must be self-contained (the connector's are: `bundle.without_dangling_refs`): pycti's
+    The objects must be self-contained (the connector's are: `bundle.without_dangling_refs`): pycti's
     `cleanup_inconsistent_bundle` is not used, as it would also drop the organisations an entity is
     shared with from the objects that carry them as `x_opencti_granted_refs`.
     `stop_requested` is asked before each transaction: when true, `PushStopped` is raised, and the work
     expects only the messages already sent.
     """
     if not plain_queue_push(helper):
-        return len(helper.send_stix2_bundle(bundle))
-    expectations, _, pieces = OpenCTIStix2Splitter().split_bundle_with_expectations(bundle=bundle, use_json=True)
-    if not pieces:
+        return len(helper.send_stix2_bundle(json.dumps(make_bundle(list(objects)))))
+    if not objects:
         helper.metric.inc("error_count")
         raise ValueError("Nothing to import")  # as send_stix2_bundle
-    _publish(helper, pieces, expectations, stop_requested)
-    return len(pieces)
+    return _publish(helper, dependencies_first(objects), stop_requested)
+
+
+def message_chunks(objects: Sequence[dict], size: int) -> Iterator[list[str]]:
+    """pycti's messages for the objects (dependencies first), `size` objects' worth at a time.
+
+    Each chunk goes through pycti's splitter with the objects it references, so that every message is
+    the one the splitter makes of the whole bundle (the same `nb_deps`); only the chunk's own are kept.
+    """
+    by_id = {stix_object["id"]: stix_object for stix_object in objects}
+    bundle_id = f"bundle--{uuid.uuid4()}"
+    for start in range(0, len(objects), size):
+        chunk = objects[start : start + size]
+        own = {stix_object["id"] for stix_object in chunk}
+        splitter = OpenCTIStix2Splitter()
+        context = json.dumps({"type": "bundle", "id": bundle_id, "objects": with_dependencies(chunk, by_id)})
+        _, _, pieces = splitter.split_bundle_with_expectations(bundle=context, use_json=True)
+        del context
+        yield [piece for element, piece in compat.split_elements(splitter, pieces) if element["id"] in own]
 
 
 def plain_queue_push(helper: OpenCTIConnectorHelper) -> bool:
@@ -72,32 +95,25 @@ def plain_queue_push(helper: OpenCTIConnectorHelper) -> bool:
     return plain and compat.transactions_supported(helper)
 
 
-def _publish(
-    helper: OpenCTIConnectorHelper, pieces: list[str], expectations: int, stop_requested: Callable[[], bool]
-) -> None:
-    """Publish the pieces; the work expects them once the broker is reached (none if it cannot be), and
-    no more than were sent when a stop ends the publishing."""
+def _publish(helper: OpenCTIConnectorHelper, objects: list[dict], stop_requested: Callable[[], bool]) -> int:
+    """Publish the objects' messages one transaction per chunk; before each, the work expects its messages
+    (none when the broker cannot be reached); a stop ends the publishing before the next transaction. The
+    number of messages sent."""
     work_id = helper.work_id
     if stop_requested():
-        raise _stopped(0, len(pieces))
+        raise _stopped(0, len(objects))
     connection = pika.BlockingConnection(_connection_parameters(helper))
+    sent = 0
     try:
-        if work_id:
-            helper.api.work.add_expectations(work_id, expectations)
-            try:  # a slow platform answer may have outlasted the heartbeats: the broker then closed it
-                connection.process_data_events(time_limit=0)
-            except pika.exceptions.AMQPError:
-                with contextlib.suppress(Exception):
-                    connection.close()
-                connection = pika.BlockingConnection(_connection_parameters(helper))
-        channel = connection.channel()
-        channel.tx_select()
-        for start in range(0, len(pieces), TRANSACTION_SIZE):
-            if start and stop_requested():
-                if work_id:  # take back the expectations of what will not be sent
-                    helper.api.work.add_expectations(work_id, start - len(pieces))
-                raise _stopped(start, len(pieces))
-            for sequence, piece in enumerate(pieces[start : start + TRANSACTION_SIZE], start=start + 1):
+        for pieces in message_chunks(objects, TRANSACTION_SIZE):
+            if sent and stop_requested():
+                raise _stopped(sent, len(objects))
+            if work_id:
+                helper.api.work.add_expectations(work_id, len(pieces))
+                connection = _alive(connection, helper)
+            channel = connection.channel()
+            channel.tx_select()
+            for sequence, piece in enumerate(pieces, start=sent + 1):
                 helper._send_bundle(  # pycti's message, byte for byte
                     channel,
                     piece,
@@ -108,9 +124,23 @@ def _publish(
                     draft_id=getattr(helper, "draft_id", None),
                 )
             channel.tx_commit()
+            channel.close()
+            sent += len(pieces)
     finally:
         with contextlib.suppress(Exception):
             connection.close()
+    return sent
+
+
+def _alive(connection: pika.BlockingConnection, helper: OpenCTIConnectorHelper) -> pika.BlockingConnection:
+    """The connection, or a new one when a slow platform answer outlasted its heartbeats (the broker closed it)."""
+    try:
+        connection.process_data_events(time_limit=0)
+        return connection
+    except pika.exceptions.AMQPError:
+        with contextlib.suppress(Exception):
+            connection.close()
+        return pika.BlockingConnection(_connection_parameters(helper))
 
 
 def _stopped(sent: int, total: int) -> PushStopped:

@@ -45,14 +45,19 @@ class StixBuilder:
         self.now = stix_time(now)
         self.objects: dict[str, dict] = {}
         self.tlps: set[str] = set()
+        self._marking_refs: dict[str, list[str]] = {}
 
     def add(self, stix_object: dict) -> str:
         self.objects.setdefault(stix_object["id"], stix_object)
         return stix_object["id"]
 
     def _marked(self, tlp: str) -> list[str]:
-        self.tlps.add(tlp)
-        return [marking_id(tlp)]
+        """The marking references of a TLP: one list per TLP, shared by the objects (never changed in place)."""
+        refs = self._marking_refs.get(tlp)
+        if refs is None:
+            self.tlps.add(tlp)
+            refs = self._marking_refs[tlp] = [marking_id(tlp)]
+        return refs
 
     def _sdo(self, stix_type: str, stix_id: str, tlp: str | None) -> dict:
         sdo = dict(

@@ -1,7 +1,8 @@
 """STIX bundles: merging new objects into existing ones without duplicates; no reference left dangling."""
 
+import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 
 
 def merge_objects(original: Iterable[dict], new: Iterable[dict]) -> list[dict]:
@@ -50,6 +51,77 @@ def _kept_refs(stix_object: dict, known: set[str]) -> dict:
     return stix_object if kept == stix_object else kept
 
 
-def make_bundle(objects: list[dict]) -> dict:
-    """A STIX 2.1 bundle of the objects."""
-    return {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}
+_BUNDLE_NAMESPACE = uuid.UUID("4a5bd3a2-21b2-5f0e-9a76-2f6d0f7c1b5e")
+
+
+def make_bundle(objects: list[dict], deterministic: bool = False) -> dict:
+    """A STIX 2.1 bundle of the objects; `deterministic`: its id derived from theirs (the same objects, the
+    same bundle, byte for byte), else random."""
+    if deterministic:
+        bundle_uuid = uuid.uuid5(_BUNDLE_NAMESPACE, ",".join(stix_object["id"] for stix_object in objects))
+    else:
+        bundle_uuid = uuid.uuid4()
+    return {"type": "bundle", "id": f"bundle--{bundle_uuid}", "objects": objects}
+
+
+def _references(stix_object: dict) -> Iterator[str]:
+    """The ids an object references at its top level (`*_ref`, `*_refs`)."""
+    for key, value in stix_object.items():
+        if key.endswith("_ref") and isinstance(value, str):
+            yield value
+        elif key.endswith("_refs") and isinstance(value, list):
+            yield from (ref for ref in value if isinstance(ref, str))
+
+
+def dependencies_first(objects: Sequence[dict]) -> list[dict]:
+    """The objects, each after those of them it references (depth first, otherwise in their order):
+    the order in which pycti's splitter enlists them."""
+    by_id = {stix_object["id"]: stix_object for stix_object in objects}
+    placed: set[str] = set()
+    ordered: list[dict] = []
+    for stix_object in objects:
+        _place(stix_object, by_id, placed, ordered)
+    return ordered
+
+
+def _place(root: dict, by_id: dict[str, dict], placed: set[str], ordered: list[dict]) -> None:
+    """Append `root` after its unplaced dependencies (iteratively: no recursion limit on deep chains)."""
+    if root["id"] in placed:
+        return
+    placed.add(root["id"])
+    stack = [(root, _references(root))]
+    while stack:
+        stix_object, references = stack[-1]
+        for reference in references:
+            dependency = by_id.get(reference)
+            if dependency is not None and reference not in placed:
+                placed.add(reference)
+                stack.append((dependency, _references(dependency)))
+                break
+        else:
+            stack.pop()
+            ordered.append(stix_object)
+
+
+def with_dependencies(chunk: Sequence[dict], by_id: dict[str, dict]) -> list[dict]:
+    """The chunk and every object of `by_id` it references, directly or not, dependencies first."""
+    needed: dict[str, dict] = {}
+    pending = list(chunk)
+    while pending:
+        stix_object = pending.pop()
+        if stix_object["id"] not in needed:
+            needed[stix_object["id"]] = stix_object
+            pending.extend(by_id[ref] for ref in _references(stix_object) if ref in by_id and ref not in needed)
+    inside = {stix_object["id"] for stix_object in chunk}
+    outside = [stix_object for stix_object in needed.values() if stix_object["id"] not in inside]
+    return dependencies_first([*outside, *chunk])
+
+
+def bundle_text(bundle: dict) -> Iterator[str]:
+    """The bundle as JSON text, in pieces: its header, then one object per line (compact, UTF-8 as is), so
+    that it is written without ever being one string."""
+    header = {key: value for key, value in bundle.items() if key != "objects"}
+    yield json.dumps(header, ensure_ascii=False)[:-1] + ', "objects": [\n'
+    for index, stix_object in enumerate(bundle["objects"]):
+        yield ("" if index == 0 else ",\n") + json.dumps(stix_object, ensure_ascii=False)
+    yield "\n]}\n"

@@ -8,6 +8,8 @@
   `communicates-with` every actor that logged into it. The C2's IP `belongs-to` its AS and is
   `located-at` its country. With infrastructures switched off, actors are `related-to` the
   enriched C2 instead.
+- When the enriched value is one of an indicator's, that indicator `indicates` every panel the value
+  is (none when infrastructures are switched off).
 - When the enriched value is itself the actor (`actorip`, `actorhostname` lookups), it is
   linked to the panels it reached; for a user agent, the actors who used it are `related-to` it.
 - The enriched observable gets Malbeacon's external reference, the tags as labels, and its
@@ -33,9 +35,10 @@ from malbeacon_connector.values import IP_TYPES, AutonomousSystem, Country, inte
 
 PORTAL_URL = "https://malbeacon.com/illuminate"
 MAX_LABELS = 50  # per object, first seen first
+_INDICATES = "A value of this indicator is this C2 panel, tracked by Malbeacon."
 
 
-@dataclass
+@dataclass(slots=True)
 class _Seen:
     """First and last beacon times of something."""
 
@@ -53,7 +56,7 @@ class _Seen:
         return f" (first seen {stix_time(self.first)}, last seen {stix_time(self.last)})"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Fact:
     """Something seen in records of entities of some TLPs, with their times and tags."""
 
@@ -72,7 +75,7 @@ class _Fact:
             self.tags.update(dict.fromkeys(record.tags[: MAX_LABELS - len(self.tags)]))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Actor(_Fact):
     """An actor IP or host name."""
 
@@ -82,16 +85,17 @@ class _Actor(_Fact):
     agents: set[str] = field(default_factory=set)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Panel(_Fact):
     """A C2 panel, named after its host."""
 
     enriched: dict[str, None] = field(default_factory=dict)  # enriched ids that are this C2, in order seen
+    indicators: dict[str, None] = field(default_factory=dict)  # ids of the indicators of those, in order seen
     parts: dict[Key, set[str]] = field(default_factory=dict)  # C2 observable -> TLPs
     actors: dict[Key, _Seen] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class _C2Address:
     """What the records say about a C2 server's IP address."""
 
@@ -148,6 +152,8 @@ class _Graph:
         panel.observe(record, entity.tlp)
         if role == "c2":
             panel.enriched[entity.stix_id] = None
+            if entity.indicator_id is not None:
+                panel.indicators[entity.indicator_id] = None
         domain = ("Domain-Name", record.c2_domain) if record.c2_domain else None
         resolved = record.c2_domain_resolved.key if record.c2_domain_resolved else None
         for part in (domain, resolved, ("Url", record.c2_url) if record.c2_url else None):
@@ -276,6 +282,8 @@ class _Writer:
             self.tlps[panel_id] = panel.tlp
             for enriched_id in panel.enriched:
                 self.link("consists-of", panel_id, enriched_id)
+            for indicator_id in panel.indicators:
+                self.link("indicates", indicator_id, panel_id, _INDICATES)
             for part, tlps in panel.parts.items():
                 self.link("consists-of", panel_id, self.observable(part, most_restrictive(tlps)))
             for key, actor_seen in panel.actors.items():

@@ -11,12 +11,14 @@ Key = tuple[str, str]  # (OpenCTI entity type, value)
 
 @dataclass(frozen=True)
 class EnrichedEntity:
-    """The observable being enriched: its STIX form, OpenCTI type, value and TLP."""
+    """The observable being enriched: its STIX form, OpenCTI type, value and TLP; and, when the value is one of
+    an indicator's, that indicator's id (it `indicates` the C2 panels the value is)."""
 
     stix_object: dict
     entity_type: str
     value: str
     tlp: str = "TLP:CLEAR"
+    indicator_id: str | None = None
 
     @property
     def stix_id(self) -> str:
