@@ -13,7 +13,7 @@ from pycti.utils.opencti_stix2_splitter import OpenCTIStix2Splitter
 from malbeacon_connector.malbeacon.records import parse_records
 from malbeacon_connector.opencti import compat, push
 from malbeacon_connector.pipeline import entity_for_value
-from malbeacon_connector.stix.bundle import _references, dependencies_first, make_bundle, merge_objects
+from malbeacon_connector.stix.bundle import dependencies_first, make_bundle, merge_objects, references
 from malbeacon_connector.stix.convert import convert
 from malbeacon_connector.stix.models import ConversionOptions, Findings, Lookup
 from malbeacon_connector.tlp import MARKING_DEFINITIONS
@@ -58,13 +58,13 @@ def test_one_chunk_gives_the_whole_split_in_its_order(objects):
     assert messages(chunk) == messages(whole)
 
 
-def test_every_message_comes_after_those_of_the_objects_it_references(objects):
+def test_every_message_comes_after_those_of_the_objects_itreferences(objects):
     shuffled = random.Random(3).sample(objects, len(objects))
     known = {stix_object["id"] for stix_object in objects}
     sent: set[str] = set()
     for chunk in push.message_chunks(dependencies_first(shuffled), 64):
         for message_id, _, text in messages(chunk):
-            assert {ref for ref in _references(json.loads(text)) if ref in known} <= sent, message_id
+            assert {ref for ref in references(json.loads(text)) if ref in known} <= sent, message_id
             sent.add(message_id)
     assert sent == known
 

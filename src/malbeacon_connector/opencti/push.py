@@ -70,18 +70,19 @@ def push_objects(
 
 
 def message_chunks(objects: Sequence[dict], size: int) -> Iterator[list[str]]:
-    """pycti's messages for the objects (dependencies first), `size` objects' worth at a time.
+    """pycti's messages for the objects (in `dependencies_first` order), `size` objects' worth at a time.
 
     Each chunk goes through pycti's splitter with the objects it references, so that every message is
     the one the splitter makes of the whole bundle (the same `nb_deps`); only the chunk's own are kept.
     """
     by_id = {stix_object["id"]: stix_object for stix_object in objects}
+    position = {stix_object["id"]: index for index, stix_object in enumerate(objects)}
     bundle_id = f"bundle--{uuid.uuid4()}"
     for start in range(0, len(objects), size):
         chunk = objects[start : start + size]
         own = {stix_object["id"] for stix_object in chunk}
         splitter = OpenCTIStix2Splitter()
-        context = json.dumps({"type": "bundle", "id": bundle_id, "objects": with_dependencies(chunk, by_id)})
+        context = json.dumps({"type": "bundle", "id": bundle_id, "objects": with_dependencies(chunk, by_id, position)})
         _, _, pieces = splitter.split_bundle_with_expectations(bundle=context, use_json=True)
         del context
         yield [piece for element, piece in compat.split_elements(splitter, pieces) if element["id"] in own]
@@ -96,23 +97,24 @@ def plain_queue_push(helper: OpenCTIConnectorHelper) -> bool:
 
 
 def _publish(helper: OpenCTIConnectorHelper, objects: list[dict], stop_requested: Callable[[], bool]) -> int:
-    """Publish the objects' messages one transaction per chunk; before each, the work expects its messages
-    (none when the broker cannot be reached); a stop ends the publishing before the next transaction. The
-    number of messages sent."""
+    """Publish the objects' messages, one transaction per chunk. Once the broker is reached the work expects
+    one message per object (none when it cannot be reached); when fewer were sent (a stop before the next
+    transaction, objects the splitter refused), the rest is taken back. The number of messages sent."""
     work_id = helper.work_id
     if stop_requested():
         raise _stopped(0, len(objects))
     connection = pika.BlockingConnection(_connection_parameters(helper))
     sent = 0
     try:
+        if work_id:
+            helper.api.work.add_expectations(work_id, len(objects))
+            connection = _alive(connection, helper)
+        channel = connection.channel()
+        channel.tx_select()
         for pieces in message_chunks(objects, TRANSACTION_SIZE):
             if sent and stop_requested():
+                _take_back(helper, len(objects) - sent)
                 raise _stopped(sent, len(objects))
-            if work_id:
-                helper.api.work.add_expectations(work_id, len(pieces))
-                connection = _alive(connection, helper)
-            channel = connection.channel()
-            channel.tx_select()
             for sequence, piece in enumerate(pieces, start=sent + 1):
                 helper._send_bundle(  # pycti's message, byte for byte
                     channel,
@@ -124,12 +126,18 @@ def _publish(helper: OpenCTIConnectorHelper, objects: list[dict], stop_requested
                     draft_id=getattr(helper, "draft_id", None),
                 )
             channel.tx_commit()
-            channel.close()
             sent += len(pieces)
+        _take_back(helper, len(objects) - sent)
     finally:
         with contextlib.suppress(Exception):
             connection.close()
     return sent
+
+
+def _take_back(helper: OpenCTIConnectorHelper, unsent: int) -> None:
+    """The work no longer expects the messages that were not sent."""
+    if helper.work_id and unsent:
+        helper.api.work.add_expectations(helper.work_id, -unsent)
 
 
 def _alive(connection: pika.BlockingConnection, helper: OpenCTIConnectorHelper) -> pika.BlockingConnection:

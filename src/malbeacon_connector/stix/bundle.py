@@ -64,13 +64,16 @@ def make_bundle(objects: list[dict], deterministic: bool = False) -> dict:
     return {"type": "bundle", "id": f"bundle--{bundle_uuid}", "objects": objects}
 
 
-def _references(stix_object: dict) -> Iterator[str]:
+def references(stix_object: dict) -> list[str]:
     """The ids an object references at its top level (`*_ref`, `*_refs`)."""
+    found: list[str] = []
     for key, value in stix_object.items():
-        if key.endswith("_ref") and isinstance(value, str):
-            yield value
+        if key.endswith("_ref"):
+            if isinstance(value, str):
+                found.append(value)
         elif key.endswith("_refs") and isinstance(value, list):
-            yield from (ref for ref in value if isinstance(ref, str))
+            found.extend(ref for ref in value if isinstance(ref, str))
+    return found
 
 
 def dependencies_first(objects: Sequence[dict]) -> list[dict]:
@@ -80,41 +83,41 @@ def dependencies_first(objects: Sequence[dict]) -> list[dict]:
     placed: set[str] = set()
     ordered: list[dict] = []
     for stix_object in objects:
-        _place(stix_object, by_id, placed, ordered)
+        if stix_object["id"] not in placed:
+            placed.add(stix_object["id"])
+            _place(stix_object, by_id, placed, ordered)
     return ordered
 
 
 def _place(root: dict, by_id: dict[str, dict], placed: set[str], ordered: list[dict]) -> None:
     """Append `root` after its unplaced dependencies (iteratively: no recursion limit on deep chains)."""
-    if root["id"] in placed:
-        return
-    placed.add(root["id"])
-    stack = [(root, _references(root))]
+    stack = [(root, iter(references(root)))]
     while stack:
-        stix_object, references = stack[-1]
-        for reference in references:
+        stix_object, pending = stack[-1]
+        for reference in pending:
             dependency = by_id.get(reference)
             if dependency is not None and reference not in placed:
                 placed.add(reference)
-                stack.append((dependency, _references(dependency)))
+                stack.append((dependency, iter(references(dependency))))
                 break
         else:
             stack.pop()
             ordered.append(stix_object)
 
 
-def with_dependencies(chunk: Sequence[dict], by_id: dict[str, dict]) -> list[dict]:
-    """The chunk and every object of `by_id` it references, directly or not, dependencies first."""
-    needed: dict[str, dict] = {}
-    pending = list(chunk)
-    while pending:
-        stix_object = pending.pop()
-        if stix_object["id"] not in needed:
-            needed[stix_object["id"]] = stix_object
-            pending.extend(by_id[ref] for ref in _references(stix_object) if ref in by_id and ref not in needed)
+def with_dependencies(chunk: Sequence[dict], by_id: dict[str, dict], position: dict[str, int]) -> list[dict]:
+    """The objects of `by_id` the chunk references, directly or not, then the chunk: dependencies first when
+    the chunk is a slice of a `dependencies_first` order whose positions `position` gives."""
     inside = {stix_object["id"] for stix_object in chunk}
-    outside = [stix_object for stix_object in needed.values() if stix_object["id"] not in inside]
-    return dependencies_first([*outside, *chunk])
+    outside: dict[str, dict] = {}
+    pending = [ref for stix_object in chunk for ref in references(stix_object) if ref not in inside]
+    while pending:
+        reference = pending.pop()
+        dependency = by_id.get(reference)
+        if dependency is not None and reference not in outside and reference not in inside:
+            outside[reference] = dependency
+            pending.extend(references(dependency))
+    return [*sorted(outside.values(), key=lambda stix_object: position[stix_object["id"]]), *chunk]
 
 
 def bundle_text(bundle: dict) -> Iterator[str]:
