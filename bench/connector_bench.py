@@ -7,7 +7,7 @@ on the same responses, for a stand-in of the existing public connector (`legacy_
 It also times, on the bundle this connector pushed, the sending alone: pycti's `send_stix2_bundle`
 and this connector's `push_objects`, from a helper of the benchmark's own.
 
-    python bench/connector_bench.py [--sizes 10 100 1000 10000] [--runs 3]
+    python bench/connector_bench.py [--sizes 10 100 1000 10000 50000] [--runs 3] [--profile distinct]
 """
 
 import argparse
@@ -207,7 +207,7 @@ def print_tables(rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000, 50000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", choices=PROFILES, default="repeating", help="responses: see responses.py")
     parser.add_argument("--legacy-up-to", type=int, default=10_000, help="largest size the existing one enriches")
