@@ -3,9 +3,7 @@
 import argparse
 import os
 import re
-import secrets
 import signal
-import stat
 import sys
 import threading
 from collections import Counter
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from malbeacon_connector import __version__, health
+from malbeacon_connector.atomic_file import replace_atomically
 from malbeacon_connector.malbeacon.client import client_from_settings
 from malbeacon_connector.malbeacon.simulator import MalbeaconSimulator, load_sample_data, read_data_file
 from malbeacon_connector.opencti.gate import canonical_type
@@ -302,27 +301,9 @@ def _write(text: Iterable[str], output: str) -> None:
             with target.open("w", encoding="utf-8") as stream:
                 stream.writelines(text)
         else:
-            _replace_atomically(target, text)
+            replace_atomically(target, text)
     except OSError as error:
         raise UsageError(f"--output {output}: cannot be written ({error.strerror})") from None
-
-
-def _replace_atomically(target: Path, text: Iterable[str]) -> None:
-    """Write a temporary file beside `target`, then rename it: `target` is the old file or the whole new one."""
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # a new file: the umask applies
-    try:
-        with open(descriptor, "w", encoding="utf-8") as stream:
-            if mode is not None:  # a replaced file keeps its permissions
-                os.fchmod(stream.fileno(), mode)
-            stream.writelines(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def _print_summary(results: Sequence[LookupOutcome], written: str, counts: dict[str, int], output: str) -> None:

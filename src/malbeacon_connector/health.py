@@ -8,12 +8,13 @@ whether the process is alive, still writing, and has reached its broker and the 
 import json
 import math
 import os
-import secrets
 import stat
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from malbeacon_connector.atomic_file import replace_atomically
 
 FORMAT = 1
 DEFAULT_HEALTH_FILE = Path("/tmp/malbeacon-connector-health.json")  # noqa: S108 - written atomically, see README
@@ -83,15 +84,7 @@ def _optional_seconds(content: dict, key: str) -> float | None:
 
 def write_record(path: Path, record: HealthRecord) -> None:
     """Replace `path` atomically: a temporary file beside it, then renamed over it (OSError when it cannot)."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
-    try:
-        with open(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(record.to_json())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    replace_atomically(path, [record.to_json()], new_mode=0o644, keep_mode=False, durable=False)
 
 
 def read_record(path: Path) -> HealthRecord:
